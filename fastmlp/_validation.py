@@ -1,0 +1,202 @@
+"""Input checks for the public API. Every check raises ``ValueError``/``TypeError`` naming the
+argument, what was expected and what came, *before* any kernel runs (kernels have no bounds
+checks, so an unchecked shape would read or write out of bounds)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import numpy as np
+
+HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax")
+LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
+INITS = ("auto", "glorot", "he")
+# Output activations each loss accepts.
+COMPATIBLE_OUTPUTS = {
+    "mse": OUTPUT_ACTIVATIONS,
+    "binary_cross_entropy": ("sigmoid",),
+    "cross_entropy": ("softmax",),
+}
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise with a "did you mean"."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {list(choices)}; got {value!r}.")
+    if value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.{hint}")
+    return value
+
+
+def check_layer_sizes(layer_sizes: object) -> tuple[int, ...]:
+    """Layer widths as a tuple of ints >= 1, at least (n_in, n_out)."""
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence | np.ndarray):
+        raise TypeError(
+            f"layer_sizes must be a sequence of ints such as (784, 128, 10), got {layer_sizes!r}."
+        )
+    sizes = []
+    for s in layer_sizes:
+        if isinstance(s, bool) or not isinstance(s, Integral):
+            raise TypeError(f"layer_sizes must contain ints, got {s!r} in {tuple(layer_sizes)}.")
+        sizes.append(int(s))
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes must have at least 2 entries (n_in, ..., n_out), got {tuple(sizes)}."
+        )
+    if min(sizes) < 1:
+        raise ValueError(f"layer_sizes must all be >= 1, got {tuple(sizes)}.")
+    return tuple(sizes)
+
+
+def check_dtype(dtype: object) -> np.dtype:
+    """float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}.") from exc
+    if dt not in DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}.")
+    return dt
+
+
+def check_positive(name: str, value: object) -> float:
+    """A finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number > 0, got {value!r}.")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return v
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """An int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int >= 1, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}.")
+    return int(value)
+
+
+def _as_real_array(name: str, value: object, dtype: np.dtype) -> np.ndarray:
+    """Convert once to a C-contiguous array of ``dtype`` (no copy if it already is one)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; expected a real numeric array "
+            f"(it is converted to {dtype})."
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        where = ", ".join(str(int(i)) for i in bad[0])
+        raise ValueError(
+            f"{name} contains {len(bad)} non-finite value(s) (first at index ({where})); "
+            "remove or impute NaN/inf."
+        )
+
+
+def check_X(X: object, n_in: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
+    """2-D ``(n_samples, n_in)``, non-empty, finite; returned C-contiguous in ``dtype``."""
+    arr = _as_real_array(name, X, dtype)
+    if arr.ndim != 2:
+        hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D with shape (n_samples, {n_in}), got {arr.ndim}-D shape "
+            f"{arr.shape}{hint}."
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
+    if arr.shape[1] != n_in:
+        raise ValueError(
+            f"{name} has shape {arr.shape}, expected (n_samples, {n_in}): the network's input "
+            f"layer has n_in={n_in}."
+        )
+    _check_finite(name, arr)
+    return arr
+
+
+def check_x(x: object, n_in: int, dtype: np.dtype, name: str = "x") -> np.ndarray:
+    """One sample: 1-D ``(n_in,)``, finite; returned C-contiguous in ``dtype``."""
+    arr = _as_real_array(name, x, dtype)
+    if arr.shape != (n_in,):
+        raise ValueError(f"{name} must have shape ({n_in},) (one sample), got shape {arr.shape}.")
+    _check_finite(name, arr)
+    return arr
+
+
+def check_Y(
+    Y: object, n_samples: int, n_out: int, output: str, loss: str, dtype: np.dtype, name: str = "Y"
+) -> np.ndarray:
+    """Targets as a C-contiguous ``(n_samples, n_out)`` array of ``dtype``.
+
+    Accepted: a 2-D ``(n_samples, n_out)`` target matrix; a 1-D ``(n_samples,)`` vector when
+    ``n_out == 1``; for softmax outputs, 1-D integer class labels in ``[0, n_out)`` (one-hot
+    encoded here). Targets of binary cross-entropy and cross-entropy must lie in [0, 1].
+    """
+    arr = np.asarray(Y)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}; expected a real numeric array.")
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(
+            f"{name} must be 1-D (n_samples,) or 2-D (n_samples, {n_out}), got {arr.ndim}-D "
+            f"shape {arr.shape}."
+        )
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples}; they must match.")
+    _check_finite(name, arr)
+    if arr.ndim == 1 and output == "softmax":  # softmax nets have n_out >= 2
+        labels = _check_labels(name, arr, n_out)
+        onehot = np.zeros((n_samples, n_out), dtype=dtype)
+        onehot[np.arange(n_samples), labels] = 1
+        return onehot
+    if arr.ndim == 1:
+        if n_out != 1:
+            raise ValueError(
+                f"{name} has shape {arr.shape}, expected (n_samples, {n_out}) for a network "
+                f"with n_out={n_out} (1-D targets need n_out=1, or class labels for softmax)."
+            )
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_out:
+        raise ValueError(
+            f"{name} has shape {arr.shape}, expected (n_samples, {n_out}): the network's "
+            f"output layer has n_out={n_out}."
+        )
+    if loss in ("binary_cross_entropy", "cross_entropy"):
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{name} must lie in [0, 1] for loss={loss!r} (probabilities or one-hot), "
+                f"found values in [{lo}, {hi}]."
+            )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_labels(name: str, y: np.ndarray, n_classes: int) -> np.ndarray:
+    if y.dtype.kind == "f":
+        if not np.all(y == np.round(y)):
+            raise ValueError(
+                f"{name} is 1-D, so it is read as class labels for the softmax output, but it "
+                f"holds non-integer values; pass integer labels in [0, {n_classes}) or a "
+                f"(n_samples, {n_classes}) target matrix."
+            )
+    labels = y.astype(np.int64)
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        found = sorted(set(labels[bad].tolist()))[:5]
+        raise ValueError(
+            f"{name} contains labels outside [0, {n_classes}) for a {n_classes}-unit softmax "
+            f"output: found {found}."
+        )
+    return labels
