@@ -93,7 +93,7 @@ def _as_real_array(name: str, value: object, dtype: np.dtype) -> np.ndarray:
             f"{name} has dtype {arr.dtype}; expected a real numeric array "
             f"(it is converted to {dtype})."
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d 1-d)
 
 
 def _check_finite(name: str, arr: np.ndarray) -> None:

@@ -1,0 +1,93 @@
+"""Shared fixtures: seeded data, the activation x output x loss grid, tiny nets, tolerances."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP
+
+SEED = 20261122
+
+HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+# Every valid (output activation, loss) pair.
+OUTPUT_LOSS = (
+    ("identity", "mse"),
+    ("sigmoid", "mse"),
+    ("softmax", "mse"),
+    ("sigmoid", "binary_cross_entropy"),
+    ("softmax", "cross_entropy"),
+)
+# Tiny nets: no hidden layer, a 1-unit hidden layer, one hidden layer, three hidden layers.
+# n_out is 2 or 3 so every output type (softmax needs >= 2 units) runs on every shape; a 1-unit
+# output is covered by SIZES_ONE_OUT for the elementwise outputs.
+SIZES = ((3, 2), (3, 1, 2), (3, 5, 2), (4, 7, 6, 5, 3))
+SIZES_ONE_OUT = ((3, 1), (2, 3, 2, 1))
+DTYPES = (np.float64, np.float32)
+
+# Tolerances, kernel vs reference. The reference always runs in float64 on the kernel's own
+# (dtype-rounded) parameters and data, so the difference measures the kernel's rounding error.
+#  float64: the two sides differ only in summation order (the kernels reassociate under
+#    fastmath; NumPy uses BLAS/pairwise sums) and in exp/tanh implementations: a few ulps (eps =
+#    2.2e-16) per operation, times depth (<= 4 layers) and width (<= 7 terms per dot product),
+#    on O(1) values: < 1e-14. We allow 1e-12 (rtol and atol), per the spec, for one sample or
+#    one step; an epoch of 8 updates compounds these through the training dynamics, 1e-11.
+#  float32: eps = 6e-8; the same argument gives ~1e-6 relative. Measured max here: ~1e-6 for
+#    forward/deltas. 1e-5 relative with 1e-6 absolute (for entries near 0, such as relu
+#    deltas or gradients of tiny terms); 1e-4 after an epoch (8 compounded float32 updates).
+TOL = {
+    np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-12},
+    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-6},
+}
+TOL_EPOCH = {
+    np.dtype(np.float64): {"rtol": 1e-11, "atol": 1e-11},
+    np.dtype(np.float32): {"rtol": 1e-4, "atol": 1e-5},
+}
+
+
+def grid():
+    """(sizes, hidden, output, loss) for every combination on every tiny net."""
+    cases = []
+    for sizes, hidden, (output, loss) in itertools.product(SIZES, HIDDEN, OUTPUT_LOSS):
+        cases.append((sizes, hidden, output, loss))
+    for sizes, hidden, (output, loss) in itertools.product(SIZES_ONE_OUT, HIDDEN, OUTPUT_LOSS):
+        if output != "softmax" and (len(sizes) > 2 or hidden == "identity"):
+            cases.append((sizes, hidden, output, loss))
+    return cases
+
+
+def case_id(case):
+    sizes, hidden, output, loss = case
+    return f"{'x'.join(map(str, sizes))}-{hidden}-{output}-{loss}"
+
+
+GRID = grid()
+
+
+def make_targets(rng, n_samples, n_out, output, loss, labels=False):
+    """Targets in the range each loss expects (soft, not only 0/1, to exercise the formulas)."""
+    if loss == "cross_entropy":
+        if labels:
+            return rng.integers(0, n_out, size=n_samples)
+        return rng.dirichlet(np.ones(n_out), size=n_samples)
+    if loss == "binary_cross_entropy" or output in ("sigmoid", "softmax"):
+        return rng.uniform(0.0, 1.0, size=(n_samples, n_out))
+    return rng.normal(size=(n_samples, n_out))
+
+
+def make_case(case, dtype, n_samples=8, seed=SEED):
+    """A net with random (not freshly initialised) parameters and matching data, all in dtype."""
+    sizes, hidden, output, loss = case
+    rng = np.random.default_rng(seed)
+    net = MLP(sizes, hidden=hidden, output=output, loss=loss, seed=seed, dtype=dtype)
+    net.params = rng.normal(scale=0.6, size=net.n_params)
+    X = rng.normal(size=(n_samples, sizes[0])).astype(dtype)
+    Y = make_targets(rng, n_samples, sizes[-1], output, loss).astype(dtype)
+    return net, X, Y
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(SEED)

@@ -1,0 +1,51 @@
+"""The kernels' gradient against central finite differences, float64, every combination.
+
+(The reference is checked the same way in test_reference.py, so neither side is trusted blindly.)
+"""
+
+import numpy as np
+import pytest
+from conftest import GRID, case_id, make_case
+
+from fastmlp import _kernels as K
+
+EPS = 1e-6
+# Central differences: truncation error eps^2/6 |L'''| ~ 1e-13, rounding ~ 2.2e-16 |L| / eps
+# ~ 1e-9 for |L| ~ 1-10. So 1e-7 absolute plus 1e-6 relative has a safe margin while a wrong
+# formula (a missing factor, a transposed W, an off-by-one layer) is off by O(1e-2) or more.
+ATOL, RTOL = 1e-7, 1e-6
+
+
+def sample_loss(net, params, x, y):
+    n_units = net.layout.n_units
+    zs, acts, deltas = (np.zeros(n_units) for _ in range(3))
+    losses = np.empty(1)
+    K.loss_batch(params, net._meta, net._loss_code, x[None], y[None], zs, acts, deltas, losses)
+    return losses[0]
+
+
+@pytest.mark.parametrize("case", GRID, ids=case_id)
+def test_gradient_matches_finite_differences(case):
+    net, X, Y = make_case(case, np.float64, n_samples=3)
+    for r in range(X.shape[0]):
+        x, y = X[r], Y[r]
+        net._zs[:] = 0
+        K.forward(net.params, net._meta, x, net._zs, net._acts)
+        # relu/leaky_relu are not differentiable at 0: make sure no unit sits near the kink.
+        assert np.min(np.abs(net._zs)) > 1e-4, "a pre-activation is too close to 0 for FD"
+        got = net.gradient(x, y)
+        expected = np.empty_like(got)
+        params = net.params.copy()
+        for k in range(net.n_params):
+            old = params[k]
+            params[k] = old + EPS
+            up = sample_loss(net, params, x, y)
+            params[k] = old - EPS
+            down = sample_loss(net, params, x, y)
+            params[k] = old
+            expected[k] = (up - down) / (2 * EPS)
+        np.testing.assert_allclose(
+            got, expected, rtol=RTOL, atol=ATOL, err_msg=f"gradient vs FD, row {r}"
+        )
+        err = np.abs(got - expected)
+        assert err.mean() < 1e-8, f"mean FD error {err.mean():.2e} too large"

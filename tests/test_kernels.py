@@ -1,0 +1,121 @@
+"""Every kernel result against the NumPy reference, per dtype x activation x output x loss.
+
+``expected`` always comes from ``fastmlp.reference`` in float64 on the kernel's own parameters
+and data (already rounded to the kernel's dtype); ``got`` from ``fastmlp._kernels``.
+Tolerances: see ``TOL`` in conftest.py.
+"""
+
+import numpy as np
+import pytest
+from conftest import GRID, TOL, TOL_EPOCH, case_id, make_case
+
+from fastmlp import _kernels as K
+from fastmlp import reference as ref
+
+DTYPES = [np.float64, np.float32]
+
+
+def as64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def ref_setup(net, X, Y):
+    """float64 copies for the reference, plus its activation list."""
+    return net.layout, as64(net.params), list(net.activations), as64(X), as64(Y)
+
+
+def workspace(net):
+    return tuple(np.zeros(net.layout.n_units, net.dtype) for _ in range(3))
+
+
+def check(got, expected, tol, stage, case, dtype):
+    got = np.asarray(got)
+    assert got.dtype == np.dtype(dtype), f"{stage}: dtype {got.dtype}, expected {dtype}"
+    assert got.shape == np.shape(expected), f"{stage}: shape {got.shape} vs {np.shape(expected)}"
+    np.testing.assert_allclose(
+        got, expected, **tol, err_msg=f"{stage} [{case_id(case)}, {np.dtype(dtype).name}]"
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID, ids=case_id)
+def test_forward_delta_backward_gradient(case, dtype):
+    """Stages 1-2 and the gradient: z and a per layer, output delta and loss, hidden deltas."""
+    net, X, Y = make_case(case, dtype)
+    tol = TOL[np.dtype(dtype)]
+    lay, p64, acts_names, X64, Y64 = ref_setup(net, X, Y)
+    zs_ref, acts_ref = ref.forward(lay, p64, acts_names, X64)
+    out = acts_names[-1]
+    delta_out = ref.output_delta(net.loss_name, out, zs_ref[-1], acts_ref[-1], Y64)
+    deltas_ref = ref.backward(lay, p64, acts_names, zs_ref, acts_ref, delta_out)
+    losses_ref = ref.losses(net.loss_name, out, zs_ref[-1], acts_ref[-1], Y64)
+
+    zs, acts, deltas = workspace(net)
+    grad = np.empty(net.n_params, dtype)
+    for r in range(X.shape[0]):
+        K.forward(net.params, net._meta, X[r], zs, acts)
+        for l in range(lay.n_layers):
+            sl = lay.unit_slice(l)
+            check(zs[sl], zs_ref[l][r], tol, f"forward z[{l}] row {r}", case, dtype)
+            check(acts[sl], acts_ref[l][r], tol, f"forward a[{l}] row {r}", case, dtype)
+        loss = K.output_delta(net._meta, net._loss_code, Y[r], zs, acts, deltas)
+        check(np.asarray(loss, dtype), losses_ref[r], tol, f"loss row {r}", case, dtype)
+        K.backward(net.params, net._meta, zs, acts, deltas)
+        for l in range(lay.n_layers):
+            sl = lay.unit_slice(l)
+            check(deltas[sl], deltas_ref[l][r], tol, f"delta[{l}] row {r}", case, dtype)
+        K.gradient(net._meta, X[r], acts, deltas, grad)
+        grad_ref = ref.gradient(lay, p64, acts_names, net.loss_name, X64[r], Y64[r])
+        check(grad, grad_ref, tol, f"gradient row {r}", case, dtype)
+        # The public wrapper runs the same kernels end to end.
+        check(net.gradient(X[r], Y[r]), grad_ref, tol, f"net.gradient row {r}", case, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID, ids=case_id)
+def test_sgd_step_and_epoch(case, dtype):
+    """Stages 3-4: parameters after one step and after one epoch in a fixed order."""
+    net, X, Y = make_case(case, dtype)
+    lay, p64, acts_names, X64, Y64 = ref_setup(net, X, Y)
+    lr = 0.05
+    zs, acts, deltas = workspace(net)
+
+    # one step, fused kernel
+    params = net.params.copy()
+    loss = K.sgd_step(params, net._meta, net._loss_code, X[0], Y[0], dtype(lr), zs, acts, deltas)
+    p_ref, loss_ref = ref.sgd_step(lay, p64, acts_names, net.loss_name, X64[0], Y64[0], lr)
+    tol = TOL[np.dtype(dtype)]
+    check(params, p_ref, tol, "params after sgd_step", case, dtype)
+    check(np.asarray(loss, dtype), loss_ref, tol, "loss of sgd_step", case, dtype)
+
+    # the unfused update (backward, then sgd_update) is the same step
+    params2 = net.params.copy()
+    K.forward(params2, net._meta, X[0], zs, acts)
+    K.output_delta(net._meta, net._loss_code, Y[0], zs, acts, deltas)
+    K.backward(params2, net._meta, zs, acts, deltas)
+    K.sgd_update(params2, net._meta, X[0], acts, deltas, dtype(lr))
+    check(params2, p_ref, tol, "params after sgd_update", case, dtype)
+
+    # one epoch in a fixed, non-trivial order (a repeated row included)
+    order = np.array([3, 0, 7, 1, 1, 6, 2, 5], dtype=np.int64)
+    params = net.params.copy()
+    losses = np.empty(order.size, dtype)
+    K.train_epoch(
+        params, net._meta, net._loss_code, X, Y, order, dtype(lr), zs, acts, deltas, losses
+    )
+    p_ref, losses_ref = ref.train_epoch(lay, p64, acts_names, net.loss_name, X64, Y64, order, lr)
+    tol = TOL_EPOCH[np.dtype(dtype)]
+    check(params, p_ref, tol, "params after train_epoch", case, dtype)
+    check(losses, losses_ref, tol, "losses of train_epoch", case, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID[::7], ids=case_id)
+def test_predict_and_loss_batch(case, dtype):
+    net, X, Y = make_case(case, dtype)
+    lay, p64, acts_names, X64, Y64 = ref_setup(net, X, Y)
+    zs_ref, acts_ref = ref.forward(lay, p64, acts_names, X64)
+    tol = TOL[np.dtype(dtype)]
+    check(net.predict(X), acts_ref[-1], tol, "predict", case, dtype)
+    expected = ref.mean_loss(lay, p64, acts_names, net.loss_name, X64, Y64)
+    np.testing.assert_allclose(net.loss(X, Y), expected, **tol, err_msg="loss")

@@ -1,0 +1,85 @@
+"""Every kernel carries the one set of Numba options, and float32 kernels stay in float32."""
+
+import os
+import subprocess
+import sys
+
+import numba
+import pytest
+
+from fastmlp import _kernels as K
+
+DISPATCHERS = {
+    name: obj for name, obj in vars(K).items() if isinstance(obj, numba.core.dispatcher.Dispatcher)
+}
+
+
+def test_all_kernels_found():
+    expected = {"forward", "output_delta", "backward", "gradient", "sgd_update", "sgd_step"}
+    assert expected | {"train_epoch", "predict_batch", "loss_batch"} <= set(DISPATCHERS)
+
+
+@pytest.mark.parametrize("name", sorted(DISPATCHERS))
+def test_kernel_options(name):
+    disp = DISPATCHERS[name]
+    expected = {k: v for k, v in K.JIT_OPTIONS.items() if k != "cache"}
+    expected |= {"nopython": True, "boundscheck": None}  # boundscheck None: NUMBA_BOUNDSCHECK rules
+    assert disp.targetoptions == expected, name
+    # cache=True is not a target option; it shows as the dispatcher's cache object
+    cached = type(disp._cache).__name__ != "NullCache"
+    assert cached == K.CACHE, name
+
+
+def test_fastmath_keeps_nan_and_inf_semantics():
+    # nnan/ninf would let LLVM assume no NaN/inf and hide divergence.
+    assert not {"nnan", "ninf", "fast"} & set(K.FASTMATH)
+    assert "reassoc" in K.FASTMATH  # needed to vectorise the dot products
+
+
+FLOAT32_CHECK = r"""
+import re, numba, numpy as np
+from fastmlp import MLP
+from fastmlp import _kernels as K
+assert not K.CACHE  # compiled here, so the LLVM IR is available (cached kernels have none)
+net = MLP((3, 4, 2), hidden="tanh", output="softmax", dtype=np.float32)
+X = np.ones((2, 3), np.float32)
+net.fit(X, [0, 1], epochs=1, lr=0.1)
+net.step(X[0], 1, lr=0.1)
+net.predict(X)
+net.loss(X, [0, 1])
+net.gradient(X[0], 0)
+checked = 0
+for name in ("train_epoch", "sgd_step", "predict_batch", "loss_batch", "sample_gradient"):
+    disp = getattr(K, name)
+    for sig in disp.signatures:
+        if sig[0].dtype != numba.float32:
+            continue
+        body, keep = [], False  # function bodies only: the CPython wrapper boxes to double
+        for line in disp.inspect_llvm(sig).splitlines():
+            if line.startswith("define"):
+                keep = "@_ZN" in line and "cpython" not in line and "cfunc" not in line
+            if keep:
+                body.append(line)
+        # float32 data promoted (fpext), or arithmetic / math calls in double. (Numba's reshape
+        # compares sizes as doubles after sitofp: integer bookkeeping, not data.)
+        pattern = r".*(?:\bfpext\b|\b(?:fadd|fsub|fmul|fdiv|frem|fneg)\b[^=]*\bdouble\b"
+        pattern += r"|\bcall\b[^=]*\bdouble @).*"
+        doubles = re.findall(pattern, "\n".join(body))
+        assert not doubles, f"{name}{sig}: float64 code in a float32 kernel: {doubles[:3]}"
+        checked += 1
+assert checked == 5, checked
+print("OK", checked)
+"""
+
+
+def test_float32_kernels_never_compute_in_float64():
+    """No silent promotion: the float32 specialisations contain no double-precision op.
+
+    Runs in a subprocess with caching off, because kernels loaded from the cache carry no IR.
+    """
+    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "OK 5"

@@ -1,0 +1,151 @@
+"""Every bad input -> the exact error type and a message naming the argument, expected vs actual;
+the model is unchanged afterwards."""
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP
+
+
+@pytest.fixture
+def net():
+    return MLP((4, 4, 2), hidden="relu", output="softmax", loss="cross_entropy", seed=0)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(10, 4)), rng.integers(0, 2, size=10)
+
+
+FIT_CASES = [
+    # (X, Y, kwargs) builders -> (error type, message regex)
+    (lambda X, y: (X[:, :2], y, {}), ValueError,
+     r"X has shape \(10, 2\), expected \(n_samples, 4\): the network's input layer has n_in=4"),
+    (lambda X, y: (X[0], y, {}), ValueError, r"X must be 2-D with shape \(n_samples, 4\), got 1-D"),
+    (lambda X, y: (X[None], y, {}), ValueError, r"X must be 2-D .* got 3-D shape \(1, 10, 4\)"),
+    (lambda X, y: (np.float64(1.0), y, {}), ValueError, r"X must be 2-D .* got 0-D"),
+    (lambda X, y: (X[:0], y[:0], {}), ValueError, r"X is empty \(shape \(0, 4\)\)"),
+    (lambda X, y: (X, y[:7], {}), ValueError, r"Y has 7 rows but X has 10; they must match"),
+    (lambda X, y: (X, np.eye(3)[y], {}), ValueError,
+     r"Y has shape \(10, 3\), expected \(n_samples, 2\): the network's output layer has n_out=2"),
+    (lambda X, y: (np.where(np.arange(40).reshape(10, 4) == 17, np.nan, X), y, {}), ValueError,
+     r"X contains 1 non-finite value\(s\) \(first at index \(4, 1\)\)"),
+    (lambda X, y: (np.where(np.arange(40).reshape(10, 4) == 3, np.inf, X), y, {}), ValueError,
+     r"X contains 1 non-finite"),
+    (lambda X, y: (X, np.where(np.arange(10) == 2, 5, y), {}), ValueError,
+     r"Y contains labels outside \[0, 2\) for a 2-unit softmax output: found \[5\]"),
+    (lambda X, y: (X, y - 1, {}), ValueError, r"labels outside \[0, 2\).*found \[-1\]"),
+    (lambda X, y: (X, y + 0.5, {}), ValueError, r"Y is 1-D, so it is read as class labels"),
+    (lambda X, y: (X, 2.0 * np.eye(2)[y], {}), ValueError,
+     r"Y must lie in \[0, 1\] for loss='cross_entropy'"),
+    (lambda X, y: (X.astype(complex), y, {}), TypeError, r"X has dtype complex128; expected a real"),
+    (lambda X, y: (X.astype(str), y, {}), TypeError, r"X has dtype <U\d+; expected a real"),
+    (lambda X, y: (X.astype(object), y, {}), TypeError, r"X has dtype object"),
+    (lambda X, y: (X, y.astype(str), {}), TypeError, r"Y has dtype <U\d+"),
+    (lambda X, y: (X, y, {"lr": 0.0}), ValueError, r"lr must be a finite number > 0, got 0.0"),
+    (lambda X, y: (X, y, {"lr": -0.1}), ValueError, r"lr must be a finite number > 0, got -0.1"),
+    (lambda X, y: (X, y, {"lr": float("nan")}), ValueError, r"lr must be a finite number > 0"),
+    (lambda X, y: (X, y, {"lr": "0.1"}), TypeError, r"lr must be a real number > 0, got '0.1'"),
+    (lambda X, y: (X, y, {"epochs": 0}), ValueError, r"epochs must be >= 1, got 0"),
+    (lambda X, y: (X, y, {"epochs": 2.5}), TypeError, r"epochs must be an int >= 1, got 2.5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("build", "error", "message"), FIT_CASES)
+def test_fit_rejects_bad_input_and_keeps_the_model(net, data, build, error, message):
+    X, y, kwargs = build(*data)
+    before = net.params.copy()
+    with pytest.raises(error, match=message):
+        net.fit(X, y, **kwargs)
+    np.testing.assert_array_equal(net.params, before)
+    assert net.history_ == [] and net.n_updates_ == 0
+
+
+def test_the_error_the_original_user_wanted():
+    """The from-scratch net crashed with 'shapes (4,4) and (2,2) not aligned'; we name the cause."""
+    net = MLP((4, 4, 2), hidden="relu")
+    with pytest.raises(ValueError, match=r"expected \(n_samples, 4\).*n_in=4"):
+        net.fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_bce_targets_must_be_probabilities():
+    net = MLP((2, 1), output="sigmoid", loss="binary_cross_entropy")
+    with pytest.raises(ValueError, match=r"Y must lie in \[0, 1\] for loss='binary_cross_entropy'"):
+        net.fit(np.zeros((3, 2)), [0, 1, 2])
+
+
+def test_one_output_accepts_1d_targets_but_multi_output_does_not():
+    MLP((2, 1), output="identity", loss="mse").fit(np.zeros((3, 2)), [0.5, 1.0, 2.0])
+    net = MLP((2, 3), output="identity", loss="mse")
+    with pytest.raises(ValueError, match=r"Y has shape \(3,\), expected \(n_samples, 3\)"):
+        net.fit(np.zeros((3, 2)), [0.5, 1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "error", "message"),
+    [
+        (np.zeros(3), 0, ValueError, r"x must have shape \(4,\) \(one sample\), got shape \(3,\)"),
+        (np.zeros((1, 4)), 0, ValueError, r"x must have shape \(4,\).*got shape \(1, 4\)"),
+        (np.array([0, 0, np.nan, 0]), 0, ValueError, r"x contains 1 non-finite"),
+        (np.zeros(4), 2, ValueError, r"y contains labels outside \[0, 2\)"),
+        (np.zeros(4), [0, 1, 0], ValueError, r"y must be one sample's target of shape \(2,\)"),
+    ],
+)
+def test_step_and_gradient_reject_bad_samples(net, x, y, error, message):
+    before = net.params.copy()
+    with pytest.raises(error, match=message):
+        net.step(x, y, lr=0.1)
+    with pytest.raises(error, match=message):
+        net.gradient(x, y)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_predict_and_loss_validate(net):
+    with pytest.raises(ValueError, match=r"X has shape \(3, 5\), expected \(n_samples, 4\)"):
+        net.predict(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"X is empty"):
+        net.predict(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match=r"Y has 2 rows but X has 3"):
+        net.loss(np.zeros((3, 4)), [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"layer_sizes": (4,)}, ValueError, r"layer_sizes must have at least 2 entries"),
+        ({"layer_sizes": (4, 0, 2)}, ValueError, r"layer_sizes must all be >= 1, got \(4, 0, 2\)"),
+        ({"layer_sizes": (4, -3, 2)}, ValueError, r"layer_sizes must all be >= 1"),
+        ({"layer_sizes": (4, 2.5, 2)}, TypeError, r"layer_sizes must contain ints, got 2.5"),
+        ({"layer_sizes": "4,2"}, TypeError, r"layer_sizes must be a sequence of ints"),
+        ({"layer_sizes": 4}, TypeError, r"layer_sizes must be a sequence of ints"),
+        ({"hidden": "rleu"}, ValueError, r"hidden must be one of .* got 'rleu'. Did you mean 'relu'\?"),
+        ({"hidden": ["relu", "tanh"]}, ValueError, r"hidden has 2 activations but layer_sizes"),
+        ({"hidden": "softmax"}, ValueError, r"hidden must be one of"),
+        ({"output": "tanh"}, ValueError, r"output must be one of \['identity', 'sigmoid', 'softmax'\]"),
+        ({"loss": "cross_entropyy"}, ValueError, r"Did you mean 'cross_entropy'\?"),
+        ({"loss": "binary_cross_entropy"}, ValueError,
+         r"output='softmax' cannot be used with loss='binary_cross_entropy'.*needs output in "
+         r"\['sigmoid'\]. Compatible output\+loss pairs: identity\+mse"),
+        ({"output": "sigmoid"}, ValueError,
+         r"output='sigmoid' cannot be used with loss='cross_entropy'"),
+        ({"layer_sizes": (4, 1)}, ValueError, r"a softmax output needs at least 2 units"),
+        ({"init": "xavier"}, ValueError, r"init must be one of \['auto', 'glorot', 'he'\]"),
+        ({"dtype": np.int32}, TypeError, r"dtype must be float32 or float64, got int32"),
+        ({"dtype": np.float16}, TypeError, r"dtype must be float32 or float64, got float16"),
+        ({"seed": 1.5}, TypeError, r"seed must be an int or None"),
+    ],
+)  # fmt: skip
+def test_constructor_rejects_bad_arguments(kwargs, error, message):
+    args = {"layer_sizes": (4, 3, 2), **kwargs}
+    with pytest.raises(error, match=message):
+        MLP(**args)
+
+
+def test_params_setter_validates(net):
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=r"params must have shape \(\d+,\)"):
+        net.params = np.zeros(3)
+    with pytest.raises(ValueError, match=r"params contains 1 non-finite"):
+        net.params = np.where(np.arange(net.n_params) == 0, np.nan, 0.0)
+    np.testing.assert_array_equal(net.params, before)
