@@ -4,26 +4,33 @@ Every jitted function of fastmlp lives in this one file, decorated with the one 
 that (a) all kernels carry the same Numba options and (b) ``cache=True`` stays correct: Numba's
 cache invalidation does not notice edits to callees defined in *other* files.
 
-Conventions shared by all kernels
----------------------------------
-``params``  1-D, the flat parameter buffer (see ``fastmlp.layout``): per layer W (row-major
-            ``(n_out, n_in)``) then b.
-``meta``    int64 ``(n_layers, 6)``: one row per weight layer with the columns
-            ``N_IN, N_OUT, W_OFF, B_OFF, U_OFF, ACT`` (widths, offsets of W and b in ``params``,
-            offset of the layer's units in the unit buffers, activation code).
-``zs, acts, deltas``  1-D unit buffers of ``n_units = sum(sizes[1:])`` entries, same dtype as
-            ``params``: pre-activations, activations and dLoss/dz of the current sample.
-``x, y``    one sample's input ``(n_in,)`` and target ``(n_out,)``; ``X, Y`` are 2-D stacks.
+Buffers (all 1-D, C-contiguous, of the model's float dtype unless said otherwise)
+---------------------------------------------------------------------------------
+``params``  the flat parameter buffer (see ``fastmlp.layout``): per layer W (row-major
+            ``(n_out, n_in)``), then b.
+``meta``    uint64 ``(n_layers, 7)``: per weight layer the columns ``N_IN, N_OUT, W_OFF, B_OFF,
+            IN_OFF, OUT_OFF, ACT``: widths, offsets of W and b in ``params``, offsets of the
+            layer's input and output levels in the unit buffers, activation code.
+``zs, acts, deltas``  unit buffers of ``n_units = sum(sizes)`` entries, one *level* after the
+            other: level 0 is the input (``acts`` holds x there), level l+1 is layer l's output.
+            ``zs`` pre-activations, ``acts`` activations, ``deltas`` dLoss/dz.
+``X, Y``    2-D data ``(n_samples, n_in)`` and targets ``(n_samples, n_out)``; a kernel working on
+            one sample takes the row index ``r``.
 
 Preconditions (the Python layer guarantees them; kernels never validate, never raise and run
-without bounds checks): every array is C-contiguous and of ``params``' dtype (integer arrays
-int64), shapes agree with ``meta``, activation/loss codes are a valid combination, data is
-finite, ``order`` holds valid row indices.
+without bounds checks): arrays are C-contiguous, of ``params``' dtype (``order`` int64, ``meta``
+uint64), shapes agree with ``meta``, activation/loss codes form a valid combination, data is
+finite, row indices are in range.
 
-Inside the kernels, layers are accessed as per-layer *views* (``W = params[lo:hi].reshape(...)``)
-rather than computed flat offsets: measured on this machine, that is what lets LLVM vectorise
-the inner loops. Floating-point constants are built with ``dtype.type(...)`` so that float32
-kernels never silently compute in float64.
+Why flat indexing with *unsigned* offsets: measured on this machine, an inner loop over
+``params[base + i]`` vectorises as well as one over a per-layer 2-D view as long as the index is
+uint64 (a signed index gets a negative-index wraparound check that blocks SIMD), and it costs no
+view construction (slice, reshape, reference counting) per layer per sample -- which dominated
+the small networks (xor went from 0.9 to 8 million samples/s). So every index expression below is
+uint64 throughout. Beware: Numba types ``uint64 op int64`` as float64, so integer literals never
+appear in index arithmetic (tested on the generated code: no int-to-float conversions).
+Floating-point constants are built with ``dtype.type(...)`` so float32 kernels never compute in
+float64 (tested too).
 """
 
 import os
@@ -39,7 +46,23 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}  # a set: Numba refuses a froz
 CACHE = os.environ.get("FASTMLP_NUMBA_CACHE", "1").strip().lower() not in ("0", "false", "no")
 # error_model="numpy": a division by zero gives inf/NaN instead of raising inside a kernel.
 # nogil=True: kernels release the GIL, so independent models can train in parallel threads.
-JIT_OPTIONS = {"cache": CACHE, "fastmath": FASTMATH, "error_model": "numpy", "nogil": True}
+# _nrt=False: no Numba runtime, hence no reference counting of arrays. Kernels only index
+# buffers they are given, so they need none; with it on, the atomic incref/decref around every
+# inlined helper took most of the time on small nets (perf: NRT_incref/decref ~60% of xor's
+# epoch; xor 2.6 -> 5.6 million samples/s without). It also turns any allocation inside a kernel
+# into a compile error: "no allocation in the training loop" is enforced, not just intended.
+JIT_OPTIONS = {
+    "cache": CACHE,
+    "fastmath": FASTMATH,
+    "error_model": "numpy",
+    "nogil": True,
+    "_nrt": False,
+}
+
+
+# Private building blocks are inlined into each kernel at Numba-IR level: a real call passes
+# every array as ~7 scalars plus reference counting, which dominated the small networks.
+INLINE_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
 
 
 def jit(fn):
@@ -47,127 +70,115 @@ def jit(fn):
     return numba.njit(**JIT_OPTIONS)(fn)
 
 
+def jit_inline(fn):
+    """Like ``jit``, and always inlined into its callers (for the ``_private`` building blocks)."""
+    return numba.njit(**INLINE_OPTIONS)(fn)
+
+
 # --- Codes (integers, never functions: a function argument would defeat cache=True) ------------
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = 0, 1, 2, 3, 4, 5
 MSE, BINARY_CROSS_ENTROPY, CROSS_ENTROPY = 0, 1, 2
-N_IN, N_OUT, W_OFF, B_OFF, U_OFF, ACT = 0, 1, 2, 3, 4, 5
+N_IN, N_OUT, W_OFF, B_OFF, IN_OFF, OUT_OFF, ACT = 0, 1, 2, 3, 4, 5, 6
+N_META = 7
 LEAKY_SLOPE = 0.01  # negative slope of leaky_relu (PyTorch's default)
 
 
-# --- Per-layer building blocks -------------------------------------------------------------------
-@jit
-def _layer_weights(params, meta, layer):
-    """Views ``W (n_out, n_in)`` and ``b (n_out,)`` of ``layer`` inside ``params``."""
-    n_in = meta[layer, N_IN]
-    n_out = meta[layer, N_OUT]
-    w_off = meta[layer, W_OFF]
-    b_off = meta[layer, B_OFF]
-    W = params[w_off : w_off + n_out * n_in].reshape((n_out, n_in))
-    b = params[b_off : b_off + n_out]
-    return W, b
-
-
-@jit
-def _units(buf, meta, layer):
-    """View of ``layer``'s units inside a unit buffer (``zs``, ``acts`` or ``deltas``)."""
-    u_off = meta[layer, U_OFF]
-    return buf[u_off : u_off + meta[layer, N_OUT]]
-
-
-@jit
-def _affine(W, b, a_prev, z):
-    """``z = W @ a_prev + b``.  W (n_out, n_in), a_prev (n_in,), b and z (n_out,)."""
-    n_out, n_in = W.shape
+# --- Per-layer building blocks (flat buffers, uint64 offsets) -------------------------------------
+@jit_inline
+def _affine(params, meta, l, zs, acts):
+    """``z = W a_prev + b`` for layer ``l``: reads its input level of ``acts``, writes ``zs``."""
+    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
     for j in range(n_out):
-        s = b[j]
+        s = params[b + j]
+        row = w + j * n_in
         for i in range(n_in):  # a reduction: vectorises only because fastmath allows reassoc
-            s += W[j, i] * a_prev[i]
-        z[j] = s
+            s += params[row + i] * acts[src + i]
+        zs[dst + j] = s
 
 
-@jit
-def _activate(code, z, a):
-    """``a = f(z)`` elementwise, or ``a = softmax(z)`` (max-shifted) for ``SOFTMAX``."""
-    n = z.shape[0]
-    zero = z.dtype.type(0.0)
-    one = z.dtype.type(1.0)
+@jit_inline
+def _activate(code, zs, acts, u, n):
+    """``acts[u:u+n] = f(zs[u:u+n])`` elementwise, or softmax (max-shifted) for ``SOFTMAX``."""
+    code = np.int64(code)  # meta is uint64; compare codes as int64 (mixed compares go via float)
+    zero = zs.dtype.type(0.0)
+    one = zs.dtype.type(1.0)
+    end = u + n
     if code == IDENTITY:
-        for k in range(n):
-            a[k] = z[k]
+        for k in range(u, end):
+            acts[k] = zs[k]
     elif code == SIGMOID:
         # exp(-|z|) never overflows; sigma(z) = 1/(1+e) for z >= 0 and e/(1+e) for z < 0.
-        for k in range(n):
-            e = np.exp(-np.abs(z[k]))
-            r = one / (one + e)
-            a[k] = r if z[k] >= zero else e * r
+        for k in range(u, end):
+            e = np.exp(-np.abs(zs[k]))
+            q = one / (one + e)
+            acts[k] = q if zs[k] >= zero else e * q
     elif code == TANH:
-        for k in range(n):
-            a[k] = np.tanh(z[k])
+        for k in range(u, end):
+            acts[k] = np.tanh(zs[k])
     elif code == RELU:
-        for k in range(n):
-            a[k] = z[k] if z[k] > zero else zero
+        for k in range(u, end):
+            acts[k] = zs[k] if zs[k] > zero else zero
     elif code == LEAKY_RELU:
-        slope = z.dtype.type(LEAKY_SLOPE)
-        for k in range(n):
-            a[k] = z[k] if z[k] > zero else slope * z[k]
+        slope = zs.dtype.type(LEAKY_SLOPE)
+        for k in range(u, end):
+            acts[k] = zs[k] if zs[k] > zero else slope * zs[k]
     else:  # SOFTMAX: s_k = exp(z_k - max z) / sum_j exp(z_j - max z)
-        m = z[0]
-        for k in range(1, n):
-            m = max(m, z[k])
+        m = zs[u]
+        for k in range(u, end):
+            m = max(m, zs[k])
         total = zero
-        for k in range(n):
-            e = np.exp(z[k] - m)
-            a[k] = e
+        for k in range(u, end):
+            e = np.exp(zs[k] - m)
+            acts[k] = e
             total += e
         inv = one / total
-        for k in range(n):
-            a[k] *= inv
+        for k in range(u, end):
+            acts[k] *= inv
 
 
-@jit
-def _scale_by_derivative(code, z, a, d):
-    """``d *= f'(z)`` for an elementwise activation code (never SOFTMAX)."""
-    n = d.shape[0]
-    zero = d.dtype.type(0.0)
-    one = d.dtype.type(1.0)
+@jit_inline
+def _scale_by_derivative(code, zs, acts, deltas, u, n):
+    """``deltas[u:u+n] *= f'(z)`` for an elementwise activation code (never SOFTMAX)."""
+    code = np.int64(code)
+    zero = zs.dtype.type(0.0)
+    one = zs.dtype.type(1.0)
+    end = u + n
     if code == SIGMOID:  # sigma' = a (1 - a)
-        for k in range(n):
-            d[k] *= a[k] * (one - a[k])
+        for k in range(u, end):
+            deltas[k] *= acts[k] * (one - acts[k])
     elif code == TANH:  # tanh' = 1 - a^2
-        for k in range(n):
-            d[k] *= one - a[k] * a[k]
+        for k in range(u, end):
+            deltas[k] *= one - acts[k] * acts[k]
     elif code == RELU:
-        for k in range(n):
-            d[k] = d[k] if z[k] > zero else zero
+        for k in range(u, end):
+            deltas[k] = deltas[k] if zs[k] > zero else zero
     elif code == LEAKY_RELU:
-        slope = d.dtype.type(LEAKY_SLOPE)
-        for k in range(n):
-            d[k] = d[k] if z[k] > zero else slope * d[k]
+        slope = zs.dtype.type(LEAKY_SLOPE)
+        for k in range(u, end):
+            deltas[k] = deltas[k] if zs[k] > zero else slope * deltas[k]
     # IDENTITY: f' = 1, nothing to do
 
 
-# --- One sample --------------------------------------------------------------------------------
-@jit
-def forward(params, meta, x, zs, acts):
-    """Forward pass of one sample: ``z_l = W_l a_{l-1} + b_l``, ``a_l = f_l(z_l)``, ``a_0 = x``.
-
-    Writes every layer's ``z`` and ``a`` into ``zs`` and ``acts`` (n_units,). The output is the
-    last layer's slice of ``acts``.
-    """
-    n_layers = meta.shape[0]
-    for l in range(n_layers):
-        W, b = _layer_weights(params, meta, l)
-        z = _units(zs, meta, l)
-        if l == 0:
-            _affine(W, b, x, z)
-        else:
-            _affine(W, b, _units(acts, meta, l - 1), z)
-        _activate(meta[l, ACT], z, _units(acts, meta, l))
+@jit_inline
+def _load_input(meta, X, r, acts):
+    """Copy row ``r`` of X into level 0 of ``acts`` (n_in values; cheap next to the weights)."""
+    for i in range(meta[0, N_IN]):
+        acts[i] = X[r, i]
 
 
-@jit
-def output_delta(meta, loss_code, y, zs, acts, deltas):
-    """Output delta ``dLoss/dz_L`` into ``deltas`` (last layer's slice); returns the sample's loss.
+@jit_inline
+def _forward_layers(params, meta, first, zs, acts):
+    """Layers ``first .. L-1``: affine (except for ``first``, whose z is ready) and activation."""
+    for l in range(first, meta.shape[0]):
+        if l != first:
+            _affine(params, meta, l, zs, acts)
+        _activate(meta[l, ACT], zs, acts, meta[l, OUT_OFF], meta[l, N_OUT])
+
+
+@jit_inline
+def _output_delta(meta, loss_code, Y, r, zs, acts, deltas):
+    """Output delta ``dLoss/dz_L`` into the last level of ``deltas``; returns the sample's loss.
 
     Losses are summed over output units: mse ``1/2 sum (a-y)^2``; binary cross-entropy
     ``sum softplus(z) - y z`` (sigmoid output, from z: no log(0)); cross-entropy
@@ -176,192 +187,258 @@ def output_delta(meta, loss_code, y, zs, acts, deltas):
     i.e. ``s * (g - s.g)``; bce + sigmoid and ce + softmax the simplified ``a - y``.
     """
     last = meta.shape[0] - 1
-    code = meta[last, ACT]
-    z = _units(zs, meta, last)
-    a = _units(acts, meta, last)
-    d = _units(deltas, meta, last)
-    n = d.shape[0]
-    loss = d.dtype.type(0.0)
-    zero = d.dtype.type(0.0)
+    code = np.int64(meta[last, ACT])
+    u, n = meta[last, OUT_OFF], meta[last, N_OUT]
+    zero = zs.dtype.type(0.0)
+    loss = zero
     if loss_code == MSE:
         for k in range(n):
-            g = a[k] - y[k]
-            d[k] = g
+            g = acts[u + k] - Y[r, k]
+            deltas[u + k] = g
             loss += g * g
-        loss *= d.dtype.type(0.5)
+        loss *= zs.dtype.type(0.5)
         if code == SOFTMAX:
             s_dot_g = zero
-            for k in range(n):
-                s_dot_g += a[k] * d[k]
-            for k in range(n):
-                d[k] = a[k] * (d[k] - s_dot_g)
+            for k in range(u, u + n):
+                s_dot_g += acts[k] * deltas[k]
+            for k in range(u, u + n):
+                deltas[k] = acts[k] * (deltas[k] - s_dot_g)
         else:
-            _scale_by_derivative(code, z, a, d)
+            _scale_by_derivative(code, zs, acts, deltas, u, n)
     elif loss_code == BINARY_CROSS_ENTROPY:
         for k in range(n):
-            d[k] = a[k] - y[k]
-            softplus = max(z[k], zero) + np.log1p(np.exp(-np.abs(z[k])))
-            loss += softplus - y[k] * z[k]
+            z = zs[u + k]
+            y = Y[r, k]
+            deltas[u + k] = acts[u + k] - y
+            softplus = max(z, zero) + np.log1p(np.exp(-np.abs(z)))
+            loss += softplus - y * z
     else:  # CROSS_ENTROPY
-        m = z[0]
-        for k in range(1, n):
-            m = max(m, z[k])
+        m = zs[u]
+        for k in range(u, u + n):
+            m = max(m, zs[k])
         total = zero
-        for k in range(n):
-            total += np.exp(z[k] - m)
+        for k in range(u, u + n):
+            total += np.exp(zs[k] - m)
         lse = m + np.log(total)
         for k in range(n):
-            d[k] = a[k] - y[k]
-            loss += y[k] * (lse - z[k])
+            y = Y[r, k]
+            deltas[u + k] = acts[u + k] - y
+            loss += y * (lse - zs[u + k])
     return loss
+
+
+@jit_inline
+def _backprop_layer(params, meta, l, zs, acts, deltas):
+    """``delta_{l-1} = (W_l^T delta_l) * f'(z_{l-1})`` into layer l's input level of ``deltas``."""
+    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+    w, src, dst = meta[l, W_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    zero = zs.dtype.type(0.0)
+    for i in range(src, src + n_in):
+        deltas[i] = zero
+    for j in range(n_out):  # row-wise axpy: g += d_j W[j, :] (no reduction needed)
+        dj = deltas[dst + j]
+        row = w + j * n_in
+        for i in range(n_in):
+            deltas[src + i] += params[row + i] * dj
+    _scale_by_derivative(meta[l - 1, ACT], zs, acts, deltas, src, n_in)
+
+
+@jit_inline
+def _update_layer(params, meta, l, acts, deltas, lr):
+    """SGD on layer l: ``W -= lr delta a_prev^T``, ``b -= lr delta``."""
+    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    for j in range(n_out):
+        step = lr * deltas[dst + j]
+        params[b + j] -= step
+        row = w + j * n_in
+        for i in range(n_in):
+            params[row + i] -= step * acts[src + i]
+
+
+@jit_inline
+def _backprop_and_update_layer(params, meta, l, zs, acts, deltas, lr):
+    """Fused ``_backprop_layer`` then ``_update_layer``, in one pass over W_l.
+
+    Each ``W[j, i]`` is read once: its *old* value feeds ``W^T delta`` and then it is updated in
+    place. That is exactly backprop followed by the update, because layer l-1's delta never
+    needs layer l's new weights.
+    """
+    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    zero = zs.dtype.type(0.0)
+    for i in range(src, src + n_in):
+        deltas[i] = zero
+    for j in range(n_out):
+        dj = deltas[dst + j]
+        step = lr * dj
+        params[b + j] -= step
+        row = w + j * n_in
+        for i in range(n_in):
+            deltas[src + i] += params[row + i] * dj
+            params[row + i] -= step * acts[src + i]
+    _scale_by_derivative(meta[l - 1, ACT], zs, acts, deltas, src, n_in)
+
+
+@jit_inline
+def _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, r_next, zs):
+    """Fused SGD update of layer 0 for the current sample (input in ``acts`` level 0) and the
+    affine part of layer 0 for the next sample ``X[r_next]``, in one pass over W_0.
+
+    ``W_0[j, i]`` is updated and the *new* value multiplied into the next sample's ``z`` -- the
+    same math as updating first and running the next forward pass after, with one pass over the
+    largest matrix instead of two. Afterwards level 0 of ``acts`` holds ``X[r_next]``.
+    """
+    n_in, n_out = meta[0, N_IN], meta[0, N_OUT]
+    w, b, dst = meta[0, W_OFF], meta[0, B_OFF], meta[0, OUT_OFF]
+    for j in range(n_out):
+        step = lr * deltas[dst + j]
+        bias = params[b + j] - step
+        params[b + j] = bias
+        s = bias
+        row = w + j * n_in
+        for i in range(n_in):
+            new = params[row + i] - step * acts[i]
+            params[row + i] = new
+            s += new * X[r_next, i]
+        zs[dst + j] = s
+    _load_input(meta, X, r_next, acts)
+
+
+# --- One sample ------------------------------------------------------------------------------------
+@jit
+def forward(params, meta, X, r, zs, acts):
+    """Forward pass of sample ``X[r]``: ``z_l = W_l a_{l-1} + b_l``, ``a_l = f_l(z_l)``.
+
+    Writes every level of ``zs`` and ``acts`` (level 0 of ``acts`` receives the input).
+    """
+    _load_input(meta, X, r, acts)
+    _affine(params, meta, 0, zs, acts)
+    _forward_layers(params, meta, 0, zs, acts)
+
+
+@jit
+def output_delta(meta, loss_code, Y, r, zs, acts, deltas):
+    """Output delta of sample r (after ``forward``) into ``deltas``; returns its loss."""
+    return _output_delta(meta, loss_code, Y, r, zs, acts, deltas)
 
 
 @jit
 def backward(params, meta, zs, acts, deltas):
-    """Delta recurrence ``delta_l = (W_{l+1}^T delta_{l+1}) * f_l'(z_l)`` for every hidden layer.
-
-    Needs the output delta already in ``deltas``; fills the hidden layers' slices.
-    """
+    """Delta recurrence ``delta_l = (W_{l+1}^T delta_{l+1}) * f_l'(z_l)`` for every hidden layer
+    (needs the output delta in ``deltas``)."""
     n_layers = meta.shape[0]
-    for l in range(n_layers - 1, 0, -1):
-        W, _ = _layer_weights(params, meta, l)
-        d = _units(deltas, meta, l)
-        g = _units(deltas, meta, l - 1)
-        g[:] = 0
-        n_out, n_in = W.shape
-        for j in range(n_out):  # row-wise axpy: g += d_j * W[j, :] (no reduction needed)
-            dj = d[j]
-            for i in range(n_in):
-                g[i] += W[j, i] * dj
-        z_prev = _units(zs, meta, l - 1)
-        _scale_by_derivative(meta[l - 1, ACT], z_prev, _units(acts, meta, l - 1), g)
+    for k in range(n_layers - 1):
+        _backprop_layer(params, meta, n_layers - 1 - k, zs, acts, deltas)
 
 
 @jit
-def gradient(meta, x, acts, deltas, grad):
+def gradient(meta, acts, deltas, grad):
     """Per-sample gradient into ``grad`` (n_params,): ``dW_l = delta_l a_{l-1}^T``,
-    ``db_l = delta_l`` (forward and backward already done)."""
-    n_layers = meta.shape[0]
-    for l in range(n_layers):
-        gW, gb = _layer_weights(grad, meta, l)
-        d = _units(deltas, meta, l)
-        n_out, n_in = gW.shape
+    ``db_l = delta_l`` (forward and backward done)."""
+    for l in range(meta.shape[0]):
+        n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+        w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
         for j in range(n_out):
-            dj = d[j]
-            gb[j] = dj
-            if l == 0:
-                for i in range(n_in):
-                    gW[j, i] = dj * x[i]
-            else:
-                a_prev = _units(acts, meta, l - 1)
-                for i in range(n_in):
-                    gW[j, i] = dj * a_prev[i]
+            dj = deltas[dst + j]
+            grad[b + j] = dj
+            row = w + j * n_in
+            for i in range(n_in):
+                grad[row + i] = dj * acts[src + i]
 
 
 @jit
-def sgd_update(params, meta, x, acts, deltas, lr):
-    """Plain SGD update ``W_l -= lr delta_l a_{l-1}^T``, ``b_l -= lr delta_l`` (deltas given)."""
-    n_layers = meta.shape[0]
-    for l in range(n_layers):
-        W, b = _layer_weights(params, meta, l)
-        d = _units(deltas, meta, l)
-        n_out, n_in = W.shape
-        for j in range(n_out):
-            step = lr * d[j]
-            b[j] -= step
-            if l == 0:
-                for i in range(n_in):
-                    W[j, i] -= step * x[i]
-            else:
-                a_prev = _units(acts, meta, l - 1)
-                for i in range(n_in):
-                    W[j, i] -= step * a_prev[i]
+def sgd_update(params, meta, acts, deltas, lr):
+    """Plain SGD update of every layer from ``deltas`` (forward and backward done)."""
+    for l in range(meta.shape[0]):
+        _update_layer(params, meta, l, acts, deltas, lr)
 
 
 @jit
-def _backward_update(params, meta, x, zs, acts, deltas, lr):
-    """Fused delta recurrence and SGD update, one pass over each weight matrix.
-
-    For layer l (from the output down), each ``W[j, i]`` is read once to accumulate
-    ``W_l^T delta_l`` with the *old* weight and then updated in place: exactly backprop followed
-    by the update, because layer l-1's delta never needs layer l's new weights.
-    """
-    n_layers = meta.shape[0]
-    for l in range(n_layers - 1, -1, -1):
-        W, b = _layer_weights(params, meta, l)
-        d = _units(deltas, meta, l)
-        n_out, n_in = W.shape
-        if l == 0:
-            for j in range(n_out):
-                step = lr * d[j]
-                b[j] -= step
-                for i in range(n_in):
-                    W[j, i] -= step * x[i]
-        else:
-            a_prev = _units(acts, meta, l - 1)
-            g = _units(deltas, meta, l - 1)
-            g[:] = 0
-            for j in range(n_out):
-                dj = d[j]
-                step = lr * dj
-                b[j] -= step
-                for i in range(n_in):
-                    g[i] += W[j, i] * dj
-                    W[j, i] -= step * a_prev[i]
-            _scale_by_derivative(meta[l - 1, ACT], _units(zs, meta, l - 1), a_prev, g)
-
-
-@jit
-def sgd_step(params, meta, loss_code, x, y, lr, zs, acts, deltas):
-    """One online SGD step on one sample (forward, output delta, backprop + update in place).
+def sgd_step(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas):
+    """One online SGD step on sample r (forward, output delta, fused backprop + update).
 
     Returns the sample's loss, computed in the forward pass before the update.
     """
-    forward(params, meta, x, zs, acts)
-    loss = output_delta(meta, loss_code, y, zs, acts, deltas)
-    _backward_update(params, meta, x, zs, acts, deltas, lr)
+    forward(params, meta, X, r, zs, acts)
+    loss = _output_delta(meta, loss_code, Y, r, zs, acts, deltas)
+    n_layers = meta.shape[0]
+    for k in range(n_layers - 1):
+        _backprop_and_update_layer(params, meta, n_layers - 1 - k, zs, acts, deltas, lr)
+    _update_layer(params, meta, 0, acts, deltas, lr)
     return loss
 
 
 @jit
-def sample_gradient(params, meta, loss_code, x, y, zs, acts, deltas, grad):
-    """dLoss/dparams of one sample into ``grad`` (n_params,); returns the sample's loss."""
-    forward(params, meta, x, zs, acts)
-    loss = output_delta(meta, loss_code, y, zs, acts, deltas)
+def sample_gradient(params, meta, loss_code, X, Y, r, zs, acts, deltas, grad):
+    """dLoss/dparams of sample r into ``grad`` (n_params,); returns the sample's loss."""
+    forward(params, meta, X, r, zs, acts)
+    loss = _output_delta(meta, loss_code, Y, r, zs, acts, deltas)
     backward(params, meta, zs, acts, deltas)
-    gradient(meta, x, acts, deltas, grad)
+    gradient(meta, acts, deltas, grad)
     return loss
 
 
-# --- Loops over samples -------------------------------------------------------------------------
+# --- Loops over samples ----------------------------------------------------------------------------
 @jit
 def train_epoch(params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, losses):
     """Online SGD over the rows ``X[order[t]]``, ``t = 0 .. len(order)-1``, in that order.
 
-    X (n_samples, n_in), Y (n_samples, n_out), order int64 (n_steps,), losses (n_steps,):
     ``losses[t]`` receives step t's loss (before its update). Updates ``params`` in place and
-    allocates nothing.
+    allocates nothing. Same math as ``sgd_step`` per sample, but layer 0's update is fused with
+    the next sample's layer-0 forward pass (one pass over W_0 per sample instead of two).
     """
-    for t in range(order.shape[0]):
+    n_steps = order.shape[0]
+    if n_steps == 0:
+        return
+    n_layers = meta.shape[0]
+    _load_input(meta, X, order[0], acts)
+    _affine(params, meta, 0, zs, acts)
+    for t in range(n_steps):
         r = order[t]
-        losses[t] = sgd_step(params, meta, loss_code, X[r], Y[r], lr, zs, acts, deltas)
+        _forward_layers(params, meta, 0, zs, acts)  # layer 0's z is ready
+        losses[t] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas)
+        for k in range(n_layers - 1):
+            _backprop_and_update_layer(params, meta, n_layers - 1 - k, zs, acts, deltas, lr)
+        if t + 1 < n_steps:
+            _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, order[t + 1], zs)
+        else:
+            _update_layer(params, meta, 0, acts, deltas, lr)
 
 
 @jit
 def predict_batch(params, meta, X, out, zs, acts):
     """Forward pass of every row of X (n_samples, n_in) into ``out`` (n_samples, n_out)."""
     last = meta.shape[0] - 1
-    u_off = meta[last, U_OFF]
-    n_out = meta[last, N_OUT]
+    u, n = meta[last, OUT_OFF], meta[last, N_OUT]
     for r in range(X.shape[0]):
-        forward(params, meta, X[r], zs, acts)
-        for k in range(n_out):
-            out[r, k] = acts[u_off + k]
+        forward(params, meta, X, r, zs, acts)
+        for k in range(n):
+            out[r, k] = acts[u + k]
 
 
 @jit
 def loss_batch(params, meta, loss_code, X, Y, zs, acts, deltas, losses):
     """Per-sample losses of every row into ``losses`` (n_samples,); parameters unchanged."""
     for r in range(X.shape[0]):
-        forward(params, meta, X[r], zs, acts)
-        losses[r] = output_delta(meta, loss_code, Y[r], zs, acts, deltas)
+        forward(params, meta, X, r, zs, acts)
+        losses[r] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas)
+
+
+# --- Benchmark yardstick ------------------------------------------------------------------------
+@jit
+def one_pass_bound(P, X, order, lr):
+    """The one-pass memory bound of exact per-sample SGD, for benchmarks.
+
+    P (n_rows, n_in) is a buffer the size of the network's parameters. Per visited sample
+    ``x = X[order[t]]`` it does one read-modify-write pass ``P[r, :] -= (lr * r) * x`` -- the
+    least work any exact per-sample update must do (every weight read and written once), with
+    nothing else: no forward pass, no deltas, no activations.
+    """
+    n_rows, n_in = P.shape
+    for t in range(order.shape[0]):
+        x = X[order[t]]
+        for r in range(n_rows):
+            g = lr * P.dtype.type(r)
+            for i in range(n_in):
+                P[r, i] -= g * x[i]

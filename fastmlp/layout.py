@@ -6,8 +6,9 @@ The parameters of every layer live in ONE contiguous 1-D array, layer by layer::
               W_1 ..., b_1, ...]
 
 Per-sample workspace (pre-activations ``zs``, activations ``acts``, deltas ``deltas``) is one flat
-array of ``n_units = sum(sizes[1:])`` entries; layer ``l``'s units start at ``unit_offsets[l]``.
-The input is not stored there: it is read straight from ``X``.
+array of ``n_units = sum(sizes)`` entries holding every *level* in turn: level 0 is the input
+(``acts`` holds x there), level ``l + 1`` is weight layer ``l``'s output; level ``k`` starts at
+``unit_offsets[k]``.
 
 This module is pure bookkeeping (no Numba), the single source of offsets for the model, the
 kernels and the NumPy reference.
@@ -35,8 +36,8 @@ class Layout:
     Examples
     --------
     >>> lay = Layout((2, 3, 1))
-    >>> lay.n_params, lay.w_offsets, lay.b_offsets
-    (13, (0, 9), (6, 12))
+    >>> lay.n_params, lay.w_offsets, lay.b_offsets, lay.unit_offsets
+    (13, (0, 9), (6, 12), (0, 2, 5))
     """
 
     sizes: tuple[int, ...]
@@ -54,21 +55,20 @@ class Layout:
             )
         if any(s < 1 for s in sizes):
             raise ValueError(f"layer_sizes must all be >= 1, got {sizes}.")
-        w_offsets, b_offsets, unit_offsets = [], [], []
-        pos = units = 0
+        w_offsets, b_offsets = [], []
+        pos = 0
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
             w_offsets.append(pos)
             pos += n_out * n_in
             b_offsets.append(pos)
             pos += n_out
-            unit_offsets.append(units)
-            units += n_out
+        unit_offsets = [sum(sizes[:k]) for k in range(len(sizes))]
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "w_offsets", tuple(w_offsets))
         object.__setattr__(self, "b_offsets", tuple(b_offsets))
         object.__setattr__(self, "unit_offsets", tuple(unit_offsets))
         object.__setattr__(self, "n_params", pos)
-        object.__setattr__(self, "n_units", units)
+        object.__setattr__(self, "n_units", sum(sizes))
 
     @property
     def n_layers(self) -> int:
@@ -98,10 +98,11 @@ class Layout:
         lo = self.b_offsets[layer]
         return slice(lo, lo + self.sizes[layer + 1])
 
-    def unit_slice(self, layer: int) -> slice:
-        """Slice of a unit buffer (``zs``, ``acts``, ``deltas``) holding layer ``layer``."""
-        lo = self.unit_offsets[layer]
-        return slice(lo, lo + self.sizes[layer + 1])
+    def unit_slice(self, level: int) -> slice:
+        """Slice of a unit buffer (``zs``, ``acts``, ``deltas``) holding ``level`` (0 = input,
+        ``l + 1`` = output of weight layer ``l``)."""
+        lo = self.unit_offsets[level]
+        return slice(lo, lo + self.sizes[level])
 
     def weights(self, params: np.ndarray) -> list[np.ndarray]:
         """Views ``(n_out, n_in)`` of every layer's weights inside the flat ``params``."""

@@ -142,11 +142,12 @@ class MLP:
                     lay.w_offsets[l],
                     lay.b_offsets[l],
                     lay.unit_offsets[l],
+                    lay.unit_offsets[l + 1],
                     _ACT_CODES[self.activations[l]],
                 ]
                 for l in range(lay.n_layers)
             ],
-            dtype=np.int64,
+            dtype=np.uint64,
         )
         self._params = np.zeros(lay.n_params, dtype=self.dtype)
         self.weights = lay.weights(self._params)
@@ -278,13 +279,14 @@ class MLP:
         x = V.check_x(x, self.layout.n_in, self.dtype)
         y = self._sample_target(y)
         loss = K.sgd_step(
-            self._params, self._meta, self._loss_code, x, y, self.dtype.type(lr),
+            self._params, self._meta, self._loss_code, x[None], y, 0, self.dtype.type(lr),
             self._zs, self._acts, self._deltas,
         )  # fmt: skip
         self.n_updates_ += 1
         return float(loss)
 
     def _sample_target(self, y: ArrayLike) -> np.ndarray:
+        """One sample's target as a validated ``(1, n_out)`` array."""
         n_out = self.layout.n_out
         arr = np.asarray(y)
         if arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] != n_out and arr.shape[0] == 1):
@@ -297,8 +299,7 @@ class MLP:
                 + (" or an integer class label" if self.output == "softmax" else "")
                 + f", got shape {arr.shape}."
             )
-        Y = V.check_Y(arr, 1, n_out, self.output, self.loss_name, self.dtype, name="y")
-        return Y[0]
+        return V.check_Y(arr, 1, n_out, self.output, self.loss_name, self.dtype, name="y")
 
     # --- inference -------------------------------------------------------------------------------
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -341,5 +342,7 @@ class MLP:
         n_units = self.layout.n_units
         zs, acts, deltas = (np.empty(n_units, self.dtype) for _ in range(3))
         grad = np.empty(self.n_params, dtype=self.dtype)
-        K.sample_gradient(self._params, self._meta, self._loss_code, x, y, zs, acts, deltas, grad)
+        K.sample_gradient(
+            self._params, self._meta, self._loss_code, x[None], y, 0, zs, acts, deltas, grad
+        )
         return grad

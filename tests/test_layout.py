@@ -10,8 +10,9 @@ def test_offsets_follow_w_then_b_per_layer():
     assert lay.w_offsets == (0, 9, 17)
     assert lay.b_offsets == (6, 15, 19)
     assert lay.n_params == 20
-    assert lay.unit_offsets == (0, 3, 5)
-    assert lay.n_units == 6
+    assert lay.unit_offsets == (0, 2, 5, 7)  # levels: input, then each layer's output
+    assert lay.n_units == 8
+    assert lay.unit_slice(1) == slice(2, 5)
     assert lay.n_layers == 3 and lay.n_in == 2 and lay.n_out == 1
 
 

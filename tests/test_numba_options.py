@@ -22,12 +22,19 @@ def test_all_kernels_found():
 @pytest.mark.parametrize("name", sorted(DISPATCHERS))
 def test_kernel_options(name):
     disp = DISPATCHERS[name]
-    expected = {k: v for k, v in K.JIT_OPTIONS.items() if k != "cache"}
+    options = K.INLINE_OPTIONS if name.startswith("_") else K.JIT_OPTIONS
+    expected = {k: v for k, v in options.items() if k != "cache"}
     expected |= {"nopython": True, "boundscheck": None}  # boundscheck None: NUMBA_BOUNDSCHECK rules
     assert disp.targetoptions == expected, name
     # cache=True is not a target option; it shows as the dispatcher's cache object
     cached = type(disp._cache).__name__ != "NullCache"
     assert cached == K.CACHE, name
+
+
+def test_private_blocks_are_inlined_public_kernels_are_not():
+    assert K.INLINE_OPTIONS == {**K.JIT_OPTIONS, "inline": "always"}
+    for name, disp in DISPATCHERS.items():
+        assert (disp.targetoptions.get("inline") == "always") == name.startswith("_"), name
 
 
 def test_fastmath_keeps_nan_and_inf_semantics():
@@ -41,39 +48,43 @@ import re, numba, numpy as np
 from fastmlp import MLP
 from fastmlp import _kernels as K
 assert not K.CACHE  # compiled here, so the LLVM IR is available (cached kernels have none)
-net = MLP((3, 4, 2), hidden="tanh", output="softmax", dtype=np.float32)
-X = np.ones((2, 3), np.float32)
-net.fit(X, [0, 1], epochs=1, lr=0.1)
-net.step(X[0], 1, lr=0.1)
-net.predict(X)
-net.loss(X, [0, 1])
-net.gradient(X[0], 0)
+for dtype in (np.float32, np.float64):
+    net = MLP((3, 4, 2), hidden="tanh", output="softmax", dtype=dtype)
+    X = np.ones((2, 3), dtype)
+    net.fit(X, [0, 1], epochs=1, lr=0.1)
+    net.step(X[0], 1, lr=0.1)
+    net.predict(X)
+    net.loss(X, [0, 1])
+    net.gradient(X[0], 0)
 checked = 0
 for name in ("train_epoch", "sgd_step", "predict_batch", "loss_batch", "sample_gradient"):
     disp = getattr(K, name)
     for sig in disp.signatures:
-        if sig[0].dtype != numba.float32:
-            continue
         body, keep = [], False  # function bodies only: the CPython wrapper boxes to double
         for line in disp.inspect_llvm(sig).splitlines():
             if line.startswith("define"):
                 keep = "@_ZN" in line and "cpython" not in line and "cfunc" not in line
             if keep:
                 body.append(line)
-        # float32 data promoted (fpext), or arithmetic / math calls in double. (Numba's reshape
-        # compares sizes as doubles after sitofp: integer bookkeeping, not data.)
+        # float32 data promoted (fpext), or arithmetic / math calls in double.
         pattern = r".*(?:\bfpext\b|\b(?:fadd|fsub|fmul|fdiv|frem|fneg)\b[^=]*\bdouble\b"
         pattern += r"|\bcall\b[^=]*\bdouble @).*"
-        doubles = re.findall(pattern, "\n".join(body))
-        assert not doubles, f"{name}{sig}: float64 code in a float32 kernel: {doubles[:3]}"
+        body = "\n".join(body)
+        # Index arithmetic is uint64 throughout; mixing it with int64 makes Numba go via float.
+        to_float = re.findall(r".*\b[su]itofp\b.*", body)
+        assert not to_float, f"{name}{sig}: int-to-float conversion in a kernel: {to_float[:3]}"
+        if sig[0].dtype == numba.float32:
+            doubles = re.findall(pattern, body)
+            assert not doubles, f"{name}{sig}: float64 code in a float32 kernel: {doubles[:3]}"
         checked += 1
-assert checked == 5, checked
+assert checked == 10, checked
 print("OK", checked)
 """
 
 
-def test_float32_kernels_never_compute_in_float64():
-    """No silent promotion: the float32 specialisations contain no double-precision op.
+def test_generated_code_has_no_float64_in_float32_and_no_int_to_float():
+    """No silent promotion: the float32 specialisations contain no double-precision op, and no
+    kernel converts integers to floats (a sign of uint64/int64 index arithmetic mixed up).
 
     Runs in a subprocess with caching off, because kernels loaded from the cache carry no IR.
     """
@@ -82,4 +93,4 @@ def test_float32_kernels_never_compute_in_float64():
         [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "OK 5"
+    assert proc.stdout.strip() == "OK 10"

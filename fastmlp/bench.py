@@ -1,0 +1,193 @@
+"""One-run speed comparison: ``python -m fastmlp.bench``.
+
+For each named network x dtype it measures, interleaved in the same process (so all three see
+the same machine noise), the median over ``--repeats`` runs of:
+
+- fastmlp: one epoch of ``MLP.fit(X, Y, epochs=1, shuffle=False)`` (validation included,
+  compile excluded);
+- the NumPy reference (``fastmlp.reference.train_epoch``) on the first ``--ref-samples`` rows;
+- the one-pass bound: one read-modify-write pass over a parameter-sized buffer per sample
+  (``_kernels.one_pass_bound``); exact per-sample SGD must at least do that.
+
+and prints samples/s and the ratios fastmlp/reference and fastmlp/bound, plus the latency of
+one ``step`` call from Python on xor. The networks and data are shared with ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import _kernels as K
+from . import datasets, reference
+from . import _validation as V
+from .model import MLP
+
+__all__ = ["NETWORKS", "Network", "make_data", "make_model", "compare", "main"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A named benchmark network: layer sizes, activations, loss and its data set."""
+
+    name: str
+    sizes: tuple[int, ...]
+    hidden: str
+    output: str
+    loss: str
+    data: str
+    lr: float
+
+
+# Append-only: benchmark history depends on these never changing.
+NETWORKS = {
+    "xor": Network("xor", (2, 3, 2, 1), "sigmoid", "sigmoid", "mse", "xor20000", 0.4),
+    "digits": Network("digits", (64, 32, 10), "tanh", "softmax", "cross_entropy", "digits", 0.02),
+    "mnist128": Network(
+        "mnist128", (784, 128, 10), "relu", "softmax", "cross_entropy", "random6000", 0.001
+    ),
+    "wide": Network(
+        "wide", (784, 512, 256, 10), "relu", "softmax", "cross_entropy", "random1500", 0.001
+    ),
+}
+
+
+@lru_cache(maxsize=None)
+def make_data(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic data of a network: ``X`` float64 and ``y`` (labels or (n, 1) targets)."""
+    net = NETWORKS[name]
+    rng = np.random.default_rng(12345)
+    if net.data == "xor20000":
+        X4, Y4 = datasets.xor()
+        rows = rng.integers(0, 4, size=20_000)
+        return X4[rows], Y4[rows]
+    if net.data == "digits":
+        return datasets.load_digits()
+    n_samples = {"random6000": 6_000, "random1500": 1_500}[net.data]
+    X = rng.random((n_samples, net.sizes[0]))
+    y = rng.integers(0, net.sizes[-1], size=n_samples)
+    return X, y
+
+
+def make_model(name: str, dtype: str = "float64", seed: int = 0) -> MLP:
+    """A fresh ``MLP`` for the named network."""
+    net = NETWORKS[name]
+    return MLP(net.sizes, hidden=net.hidden, output=net.output, loss=net.loss, seed=seed,
+               dtype=dtype)  # fmt: skip
+
+
+def _elapsed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) -> dict:
+    """Samples/s of fastmlp, the reference and the bound for one network, in one process."""
+    spec = NETWORKS[name]
+    X, y = make_data(name)
+    net = make_model(name, dtype)
+    n = X.shape[0]
+    Xc = np.ascontiguousarray(X, dtype=net.dtype)
+    net.fit(Xc[:2], y[:2], epochs=1, lr=spec.lr)  # compile (or load) the kernels
+
+    # The reference works on one-hot float64 targets in the network's dtype.
+    n_ref = min(n, ref_samples)
+    Y_ref = V.check_Y(y[:n_ref], n_ref, spec.sizes[-1], spec.output, spec.loss, net.dtype)
+    X_ref = Xc[:n_ref]
+    acts = [*net.hidden, net.output]
+    order_ref = np.arange(n_ref)
+    p_ref = net.params.copy()
+
+    # The bound: a parameter-sized buffer as rows of n_in, one RMW pass per visited sample.
+    n_in = spec.sizes[0]
+    n_rows = max(1, net.n_params // n_in)
+    P = np.zeros((n_rows, n_in), dtype=net.dtype)
+    order = np.arange(n, dtype=np.int64)
+    lr_t = net.dtype.type(1e-9)
+    K.one_pass_bound(P, Xc, order[:2], lr_t)
+
+    t_fast, t_ref, t_bound = [], [], []
+    for _ in range(repeats):  # interleaved, so all three see the same machine noise
+        t_fast.append(_elapsed(lambda: net.fit(Xc, y, epochs=1, lr=spec.lr, shuffle=False)))
+        t_ref.append(
+            _elapsed(
+                lambda: reference.train_epoch(
+                    net.layout, p_ref, acts, spec.loss, X_ref, Y_ref, order_ref, spec.lr
+                )
+            )
+        )
+        t_bound.append(_elapsed(lambda: K.one_pass_bound(P, Xc, order, lr_t)))
+    fast = n / float(np.median(t_fast))
+    ref = n_ref / float(np.median(t_ref))
+    bound = n / float(np.median(t_bound))
+    return {
+        "net": name,
+        "dtype": dtype,
+        "n_params": net.n_params,
+        "fastmlp": fast,
+        "reference": ref,
+        "bound": bound,
+        "vs_reference": fast / ref,
+        "vs_bound": fast / bound,
+    }
+
+
+def step_latency(dtype: str = "float64", calls: int = 20_000, repeats: int = 5) -> float:
+    """Median seconds per ``net.step(x, y, lr)`` call from Python on xor (validation included)."""
+    net = make_model("xor", dtype)
+    X, Y = make_data("xor")
+    x, yv = X[0].astype(dtype), Y[0].astype(dtype)
+    net.step(x, yv, 0.4)
+    per_call = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            net.step(x, yv, 0.4)
+        per_call.append((time.perf_counter() - t) / calls)
+    return float(np.median(per_call))
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    head = (
+        f"| {'network':<9}| {'dtype':<8}| {'params':>8} | {'fastmlp /s':>12} | "
+        f"{'reference /s':>12} | {'bound /s':>12} | {'vs ref':>7} | {'vs bound':>8} |"
+    )
+    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['net']:<9}| {r['dtype']:<8}| {r['n_params']:>8,} | {r['fastmlp']:>12,.0f} | "
+            f"{r['reference']:>12,.0f} | {r['bound']:>12,.0f} | {r['vs_reference']:>6.1f}x | "
+            f"{r['vs_bound']:>8.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastmlp.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--nets", default=",".join(NETWORKS), help="comma-separated names")
+    parser.add_argument("--dtypes", default="float64,float32")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ref-samples", type=int, default=2000)
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.nets.split(","):
+        for dtype in args.dtypes.split(","):
+            rows.append(compare(name, dtype, args.repeats, args.ref_samples))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, medians of {args.repeats} interleaved repeats")  # fmt: skip
+    print(format_table(rows))
+    for dtype in args.dtypes.split(","):
+        print(f"step(x, y, lr) on xor, {dtype}: {step_latency(dtype) * 1e6:.2f} us per call")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

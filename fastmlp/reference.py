@@ -1,0 +1,249 @@
+"""The NumPy reference MLP: the slow, readable, executable statement of the math.
+
+Written for reading, not speed, and independently of the Numba kernels (it shares only the
+``Layout`` of the flat parameter buffer). Tests compare every kernel result to it, and it is
+itself checked against central finite differences. It works in the dtype it is given.
+
+For one sample ``x`` with target ``y`` and weight layers ``l = 1..L`` (``a_0 = x``):
+
+- forward:  ``z_l = W_l a_{l-1} + b_l``,  ``a_l = f_l(z_l)``
+- loss (summed over output units):
+    mse                    ``1/2 sum_k (a_k - y_k)^2``
+    binary_cross_entropy   ``-sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)]``  (sigmoid output)
+    cross_entropy          ``-sum_k y_k log softmax(z)_k``                    (softmax output)
+- output delta ``delta_L = dloss/dz_L``:
+    mse                    ``J_f(z_L)^T (a_L - y)``, J the output activation's Jacobian
+                           (``diag(f'(z))`` elementwise, ``diag(s) - s s^T`` for softmax)
+    bce + sigmoid, ce + softmax:  ``a_L - y``
+- delta recurrence: ``delta_l = (W_{l+1}^T delta_{l+1}) * f_l'(z_l)``
+- gradient: ``dloss/dW_l = delta_l a_{l-1}^T``,  ``dloss/db_l = delta_l``
+- online SGD: ``params <- params - lr * gradient(params; x_t, y_t)``, one sample at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .layout import Layout
+
+__all__ = [
+    "ACTIVATIONS",
+    "OUTPUTS",
+    "LOSSES",
+    "activate",
+    "activate_derivative",
+    "forward",
+    "losses",
+    "output_delta",
+    "backward",
+    "gradient",
+    "sgd_step",
+    "train_epoch",
+    "mean_loss",
+    "finite_difference_gradient",
+]
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+OUTPUTS = ("identity", "sigmoid", "softmax")
+LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
+LEAKY_SLOPE = 0.01
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-z)) without overflow: exp(-|z|) <= 1.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def activate(name: str, z: np.ndarray) -> np.ndarray:
+    """``f(z)`` for a named activation; softmax is taken along the last axis."""
+    if name == "identity":
+        return z.copy()
+    if name == "sigmoid":
+        return _sigmoid(z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.where(z > 0, z, 0 * z)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, LEAKY_SLOPE * z).astype(z.dtype)
+    if name == "softmax":
+        return np.exp(_log_softmax(z))
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activate_derivative(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``f'(z)`` elementwise (``a = f(z)`` is given to avoid recomputing it)."""
+    one = np.ones_like(z)
+    if name == "identity":
+        return one
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "relu":
+        return np.where(z > 0, one, 0 * one)
+    if name == "leaky_relu":
+        return np.where(z > 0, one, LEAKY_SLOPE * one).astype(z.dtype)
+    raise ValueError(f"no elementwise derivative for {name!r}")
+
+
+def forward(
+    layout: Layout, params: np.ndarray, activations: Sequence[str], X: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Forward pass of a batch X (n_samples, n_in).
+
+    Returns ``zs`` and ``acts``: one ``(n_samples, n_out_l)`` array per weight layer;
+    ``acts[-1]`` is the network's output.
+    """
+    zs, acts = [], []
+    a = X
+    for W, b, name in zip(layout.weights(params), layout.biases(params), activations, strict=True):
+        z = a @ W.T + b
+        a = activate(name, z)
+        zs.append(z)
+        acts.append(a)
+    return zs, acts
+
+
+def losses(loss: str, output: str, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per-sample losses ``(n_samples,)``, summed over output units."""
+    if loss == "mse":
+        return 0.5 * ((a_out - Y) ** 2).sum(axis=1)
+    if loss == "binary_cross_entropy":
+        # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z, with no log(0)
+        return (np.logaddexp(0, z_out) - Y * z_out).sum(axis=1)
+    if loss == "cross_entropy":
+        return -(Y * _log_softmax(z_out)).sum(axis=1)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def output_delta(
+    loss: str, output: str, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray
+) -> np.ndarray:
+    """``dloss/dz_L`` per sample, ``(n_samples, n_out)``."""
+    if loss in ("binary_cross_entropy", "cross_entropy"):
+        return a_out - Y  # the sigmoid/softmax Jacobian cancels against the log
+    g = a_out - Y  # dloss/da for mse
+    if output != "softmax":
+        return g * activate_derivative(output, z_out, a_out)
+    delta = np.empty_like(g)
+    for r in range(g.shape[0]):  # the full softmax Jacobian, sample by sample
+        s = a_out[r]
+        J = np.diag(s) - np.outer(s, s)  # ds_i/dz_j
+        delta[r] = J.T @ g[r]
+    return delta
+
+
+def backward(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    zs: list[np.ndarray],
+    acts: list[np.ndarray],
+    delta_out: np.ndarray,
+) -> list[np.ndarray]:
+    """Delta recurrence; returns one ``(n_samples, n_l)`` delta per layer (last = delta_out)."""
+    weights = layout.weights(params)
+    deltas = [delta_out]
+    for l in range(layout.n_layers - 2, -1, -1):
+        back = deltas[0] @ weights[l + 1]  # rows of W_{l+1}^T delta_{l+1}
+        deltas.insert(0, back * activate_derivative(activations[l], zs[l], acts[l]))
+    return deltas
+
+
+def gradient(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    """dloss/dparams for ONE sample x (n_in,), y (n_out,), flat in the layout of params."""
+    X, Y = x[None, :], y[None, :]
+    zs, acts = forward(layout, params, activations, X)
+    delta_out = output_delta(loss, activations[-1], zs[-1], acts[-1], Y)
+    deltas = backward(layout, params, activations, zs, acts, delta_out)
+    inputs = [X, *acts[:-1]]
+    grad_W = [np.outer(d[0], a[0]) for d, a in zip(deltas, inputs, strict=True)]
+    grad_b = [d[0] for d in deltas]
+    return layout.pack(grad_W, grad_b)
+
+
+def sgd_step(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    lr: float,
+) -> tuple[np.ndarray, float]:
+    """One SGD step on one sample: new params (a copy) and the loss before the update."""
+    zs, acts = forward(layout, params, activations, x[None, :])
+    loss_value = losses(loss, activations[-1], zs[-1], acts[-1], y[None, :])[0]
+    new_params = params - lr * gradient(layout, params, activations, loss, x, y)
+    return new_params, loss_value
+
+
+def train_epoch(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+    order: Sequence[int],
+    lr: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Online SGD over ``X[order[t]]``; new params and the per-step losses (before each update)."""
+    step_losses = []
+    for r in order:
+        params, loss_value = sgd_step(layout, params, activations, loss, X[r], Y[r], lr)
+        step_losses.append(loss_value)
+    return params, np.array(step_losses, dtype=params.dtype)
+
+
+def mean_loss(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+) -> float:
+    """Mean over samples of the per-sample loss."""
+    zs, acts = forward(layout, params, activations, X)
+    return float(losses(loss, activations[-1], zs[-1], acts[-1], Y).mean())
+
+
+def finite_difference_gradient(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    eps: float = 1e-6,
+) -> np.ndarray:
+    """Central differences ``(L(p + eps e_k) - L(p - eps e_k)) / (2 eps)`` (use float64)."""
+
+    def sample_loss(p: np.ndarray) -> float:
+        zs, acts = forward(layout, p, activations, x[None, :])
+        return float(losses(loss, activations[-1], zs[-1], acts[-1], y[None, :])[0])
+
+    grad = np.empty_like(params)
+    for k in range(params.size):
+        up, down = params.copy(), params.copy()
+        up[k] += eps
+        down[k] -= eps
+        grad[k] = (sample_loss(up) - sample_loss(down)) / (2 * eps)
+    return grad
