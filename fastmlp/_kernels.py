@@ -305,7 +305,7 @@ def _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, r_next, z
     _load_input(meta, X, r_next, acts)
 
 
-# --- One sample ------------------------------------------------------------------------------------
+# --- One sample ----------------------------------------------------------------------------
 @jit
 def forward(params, meta, X, r, zs, acts):
     """Forward pass of sample ``X[r]``: ``z_l = W_l a_{l-1} + b_l``, ``a_l = f_l(z_l)``.
@@ -379,7 +379,7 @@ def sample_gradient(params, meta, loss_code, X, Y, r, zs, acts, deltas, grad):
     return loss
 
 
-# --- Loops over samples ----------------------------------------------------------------------------
+# --- Loops over samples ---------------------------------------------------------------------
 @jit
 def train_epoch(params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, losses):
     """Online SGD over the rows ``X[order[t]]``, ``t = 0 .. len(order)-1``, in that order.

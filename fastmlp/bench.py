@@ -21,13 +21,13 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 from . import _kernels as K
-from . import datasets, reference
 from . import _validation as V
+from . import datasets, reference
 from .model import MLP
 
 __all__ = ["NETWORKS", "Network", "make_data", "make_model", "compare", "main"]
@@ -59,7 +59,7 @@ NETWORKS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_data(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic data of a network: ``X`` float64 and ``y`` (labels or (n, 1) targets)."""
     net = NETWORKS[name]
@@ -171,7 +171,9 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastmlp.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fastmlp.bench", description="fastmlp vs reference vs one-pass bound"
+    )
     parser.add_argument("--nets", default=",".join(NETWORKS), help="comma-separated names")
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--repeats", type=int, default=5)
@@ -181,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.nets.split(","):
         for dtype in args.dtypes.split(","):
             rows.append(compare(name, dtype, args.repeats, args.ref_samples))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, medians of {args.repeats} interleaved repeats")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, medians of {args.repeats} interleaved repeats"
+    )
     print(format_table(rows))
     for dtype in args.dtypes.split(","):
         print(f"step(x, y, lr) on xor, {dtype}: {step_latency(dtype) * 1e6:.2f} us per call")

@@ -113,7 +113,9 @@ def forward(
     return zs, acts
 
 
-def losses(loss: str, output: str, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def losses(
+    loss: str, output: str, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray
+) -> np.ndarray:
     """Per-sample losses ``(n_samples,)``, summed over output units."""
     if loss == "mse":
         return 0.5 * ((a_out - Y) ** 2).sum(axis=1)
