@@ -442,3 +442,19 @@ def one_pass_bound(P, X, order, lr):
             g = lr * P.dtype.type(r)
             for i in range(n_in):
                 P[r, i] -= g * x[i]
+
+
+# --- Streaming --------------------------------------------------------------------------------------
+@jit
+def sgd_step_if_finite(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas):
+    """``sgd_step`` on sample r, unless ``X[r]`` or ``Y[r]`` holds NaN/inf: then nothing is
+    touched and NaN is returned, so the caller can raise. Folding this check into the kernel
+    saves ``MLP.step`` a second dispatch from Python (~0.3 us of a ~1.5 us call)."""
+    ok = True
+    for i in range(X.shape[1]):
+        ok &= np.isfinite(X[r, i])
+    for k in range(Y.shape[1]):
+        ok &= np.isfinite(Y[r, k])
+    if not ok:
+        return zs.dtype.type(np.nan)
+    return sgd_step(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas)

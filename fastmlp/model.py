@@ -4,6 +4,7 @@ Numba kernels in ``fastmlp._kernels``."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -157,6 +158,12 @@ class MLP:
         self._initialise(self._rng)
         self.history_: list[float] = []
         self.n_updates_ = 0
+        # for step()'s fast path
+        self._x_shape, self._y_shape = (lay.n_in,), (lay.n_out,)
+        self._unit_strides = (self.dtype.itemsize,)
+        self._y_unchecked = loss == "mse"  # other losses need a range check of y
+        self._lr_is_float = self.dtype == np.float64  # a Python float is typed float64
+        self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
 
     # --- layout ----------------------------------------------------------------------------------
     @property
@@ -273,20 +280,51 @@ class MLP:
         """One online SGD update on one sample; returns its loss (taken before the update).
 
         ``x`` has shape ``(n_in,)``; ``y`` shape ``(n_out,)``, a scalar for one output, or an
-        integer class label for a softmax output.
+        integer class label for a softmax output. Validated like ``fit`` (a fast path handles
+        arrays that already have the model's dtype), so a bad sample leaves the model unchanged.
         """
-        lr = V.check_positive("lr", lr)
-        x = V.check_x(x, self.layout.n_in, self.dtype)
-        y = self._sample_target(y)
-        loss = K.sgd_step(
-            self._params, self._meta, self._loss_code, x[None], y, 0, self.dtype.type(lr),
-            self._zs, self._acts, self._deltas,
+        # Fast path (this is the streaming API, called once per sample): arrays that already
+        # have the model's dtype and shape skip the general conversion; finiteness of x and y
+        # is checked inside the kernel, which then updates nothing and returns NaN.
+        if type(lr) is not float or not 0.0 < lr < math.inf:
+            lr = V.check_positive("lr", lr)
+        dtype = self.dtype
+        if type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape:
+            x2 = x[None] if x.strides == self._unit_strides else self._sample_input(x)
+        else:
+            x2 = self._sample_input(x)
+        if (
+            type(y) is np.ndarray and y.dtype is dtype and y.shape == self._y_shape
+            and self._y_unchecked and y.strides == self._unit_strides
+        ):  # fmt: skip
+            y2 = y[None]
+        else:
+            y2 = self._sample_target(y)
+        loss = K.sgd_step_if_finite(
+            self._params, self._meta, self._loss_code, x2, y2, 0,
+            self._typed_lr(lr), self._zs, self._acts, self._deltas,
         )  # fmt: skip
+        if loss != loss:  # NaN: a non-finite x or y (nothing was updated), or a diverged model
+            V._check_finite("x", x2[0])
+            V._check_finite("y", y2[0])
         self.n_updates_ += 1
         return float(loss)
 
+    def _typed_lr(self, lr: float) -> float | np.floating:
+        """``lr`` in the model's dtype (a Python float is typed float64 by Numba); the last
+        conversion is cached, since a stream of ``step`` calls usually repeats one lr."""
+        if self._lr_is_float:
+            return lr
+        if lr != self._lr_key:
+            self._lr_key, self._lr_value = lr, self.dtype.type(lr)
+        return self._lr_value
+
+    def _sample_input(self, x: ArrayLike) -> np.ndarray:
+        """One sample's input as a ``(1, n_in)`` C-contiguous array of the model's dtype."""
+        return V.check_x(x, self.layout.n_in, self.dtype)[None]
+
     def _sample_target(self, y: ArrayLike) -> np.ndarray:
-        """One sample's target as a validated ``(1, n_out)`` array."""
+        """One sample's target as a validated ``(1, n_out)`` array of the model's dtype."""
         n_out = self.layout.n_out
         arr = np.asarray(y)
         if arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] != n_out and arr.shape[0] == 1):
@@ -337,12 +375,13 @@ class MLP:
 
     def gradient(self, x: ArrayLike, y: ArrayLike) -> np.ndarray:
         """dLoss/dparams of one sample, a new ``(n_params,)`` array in the layout of ``params``."""
-        x = V.check_x(x, self.layout.n_in, self.dtype)
-        y = self._sample_target(y)
+        x2 = V.check_x(x, self.layout.n_in, self.dtype)[None]
+        y2 = self._sample_target(y)
+        V._check_finite("y", y2[0])
         n_units = self.layout.n_units
         zs, acts, deltas = (np.empty(n_units, self.dtype) for _ in range(3))
         grad = np.empty(self.n_params, dtype=self.dtype)
         K.sample_gradient(
-            self._params, self._meta, self._loss_code, x[None], y, 0, zs, acts, deltas, grad
+            self._params, self._meta, self._loss_code, x2, y2, 0, zs, acts, deltas, grad
         )
         return grad

@@ -149,3 +149,26 @@ def test_params_setter_validates(net):
     with pytest.raises(ValueError, match=r"params contains 1 non-finite"):
         net.params = np.where(np.arange(net.n_params) == 0, np.nan, 0.0)
     np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_fast_path_rejects_non_finite_and_keeps_the_model(dtype):
+    """step's fast path (arrays of the model's dtype) checks finiteness inside the kernel."""
+    net = MLP((2, 3, 1), hidden="tanh", output="identity", loss="mse", dtype=dtype)
+    before = net.params.copy()
+    x, y = np.array([0.5, 1.0], dtype), np.array([2.0], dtype)
+    with pytest.raises(
+        ValueError, match=r"x contains 1 non-finite value\(s\) \(first at index \(1\)\)"
+    ):
+        net.step(np.array([0.5, np.inf], dtype), y, lr=0.1)
+    with pytest.raises(ValueError, match=r"y contains 1 non-finite"):
+        net.step(x, np.array([np.nan], dtype), lr=0.1)
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got inf"):
+        net.step(x, y, lr=float("inf"))
+    np.testing.assert_array_equal(net.params, before)
+    assert net.n_updates_ == 0
+    # a strided (non-contiguous) x takes the general path and gives the same update
+    twin = MLP((2, 3, 1), hidden="tanh", output="identity", loss="mse", dtype=dtype)
+    net.step(np.array([0.5, 9.0, 1.0], dtype)[::2], y, lr=0.1)
+    twin.step([0.5, 1.0], 2.0, lr=0.1)
+    np.testing.assert_array_equal(net.params, twin.params)
