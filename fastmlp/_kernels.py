@@ -444,7 +444,7 @@ def one_pass_bound(P, X, order, lr):
                 P[r, i] -= g * x[i]
 
 
-# --- Streaming --------------------------------------------------------------------------------------
+# --- Streaming ----------------------------------------------------------------------------
 @jit
 def sgd_step_if_finite(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas):
     """``sgd_step`` on sample r, unless ``X[r]`` or ``Y[r]`` holds NaN/inf: then nothing is
