@@ -20,10 +20,11 @@ OUTPUT_LOSS = (
     ("sigmoid", "binary_cross_entropy"),
     ("softmax", "cross_entropy"),
 )
-# Tiny nets: no hidden layer, a 1-unit hidden layer, one hidden layer, three hidden layers.
+# Tiny nets: no hidden layer, a 1-unit hidden layer, one hidden layer, three hidden layers, and
+# layers of >= 8 units (the kernels switch to their vectorised exp/tanh there: SIMD_MIN_UNITS).
 # n_out is 2 or 3 so every output type (softmax needs >= 2 units) runs on every shape; a 1-unit
 # output is covered by SIZES_ONE_OUT for the elementwise outputs.
-SIZES = ((3, 2), (3, 1, 2), (3, 5, 2), (4, 7, 6, 5, 3))
+SIZES = ((3, 2), (3, 1, 2), (3, 5, 2), (4, 7, 6, 5, 3), (5, 12, 9))
 SIZES_ONE_OUT = ((3, 1), (2, 3, 2, 1))
 DTYPES = (np.float64, np.float32)
 

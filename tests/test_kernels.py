@@ -53,13 +53,13 @@ def test_forward_delta_backward_gradient(case, dtype):
     zs, acts, deltas = workspace(net)
     grad = np.empty(net.n_params, dtype)
     for r in range(X.shape[0]):
-        K.forward(net.params, net._meta, X, r, zs, acts)
+        lse = K.forward(net.params, net._meta, X, r, zs, acts)
         np.testing.assert_array_equal(acts[lay.unit_slice(0)], X[r], err_msg="input level")
         for l in range(lay.n_layers):
             sl = lay.unit_slice(l + 1)  # level l + 1 is weight layer l's output
             check(zs[sl], zs_ref[l][r], tol, f"forward z[{l}] row {r}", case, dtype)
             check(acts[sl], acts_ref[l][r], tol, f"forward a[{l}] row {r}", case, dtype)
-        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas)
+        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas, lse)
         check(np.asarray(loss, dtype), losses_ref[r], tol, f"loss row {r}", case, dtype)
         K.backward(net.params, net._meta, zs, acts, deltas)
         for l in range(lay.n_layers):
@@ -91,8 +91,8 @@ def test_sgd_step_and_epoch(case, dtype):
 
     # the unfused update (backward, then sgd_update) is the same step
     params2 = net.params.copy()
-    K.forward(params2, net._meta, X, 0, zs, acts)
-    K.output_delta(net._meta, net._loss_code, Y, 0, zs, acts, deltas)
+    lse = K.forward(params2, net._meta, X, 0, zs, acts)
+    K.output_delta(net._meta, net._loss_code, Y, 0, zs, acts, deltas, lse)
     K.backward(params2, net._meta, zs, acts, deltas)
     K.sgd_update(params2, net._meta, acts, deltas, dtype(lr))
     check(params2, p_ref, tol, "params after sgd_update", case, dtype)

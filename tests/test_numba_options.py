@@ -22,7 +22,12 @@ def test_all_kernels_found():
 @pytest.mark.parametrize("name", sorted(DISPATCHERS))
 def test_kernel_options(name):
     disp = DISPATCHERS[name]
-    options = K.INLINE_OPTIONS if name.startswith("_") else K.JIT_OPTIONS
+    if name in EXACT:
+        options = K.EXACT_OPTIONS
+    elif name.startswith("_"):
+        options = K.INLINE_OPTIONS
+    else:
+        options = K.JIT_OPTIONS
     expected = {k: v for k, v in options.items() if k != "cache"}
     expected |= {"nopython": True, "boundscheck": None}  # boundscheck None: NUMBA_BOUNDSCHECK rules
     assert disp.targetoptions == expected, name
@@ -31,10 +36,17 @@ def test_kernel_options(name):
     assert cached == K.CACHE, name
 
 
+# The scalar exp helpers need exact operation order (no reassoc); they take only scalars, so
+# LLVM inlines them into the vectorised loops without Numba-level inlining.
+EXACT = {"_exp_parts", "_exp_nonpos", "_expm1_nonpos"}
+
+
 def test_private_blocks_are_inlined_public_kernels_are_not():
     assert K.INLINE_OPTIONS == {**K.JIT_OPTIONS, "inline": "always"}
+    assert K.EXACT_OPTIONS == {**K.JIT_OPTIONS, "fastmath": K.FASTMATH - {"reassoc"}}
     for name, disp in DISPATCHERS.items():
-        assert (disp.targetoptions.get("inline") == "always") == name.startswith("_"), name
+        inlined = name.startswith("_") and name not in EXACT
+        assert (disp.targetoptions.get("inline") == "always") == inlined, name
 
 
 def test_fastmath_keeps_nan_and_inf_semantics():
