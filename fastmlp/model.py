@@ -31,7 +31,7 @@ _LOSS_CODES = {
     "cross_entropy": K.CROSS_ENTROPY,
 }
 # Samples per kernel call inside an epoch are chosen so one call does about this many
-# parameter updates (~10 ms): Ctrl-C is only seen between calls, and the per-call overhead
+# parameter updates (a few ms): Ctrl-C is only seen between calls, and the per-call overhead
 # (~1 us) stays negligible.
 _UPDATES_PER_CHUNK = 1 << 23
 

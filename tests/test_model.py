@@ -176,3 +176,12 @@ def test_digits_main_job_reaches_95_percent(capsys):
     out = capsys.readouterr().out
     last = out.strip().splitlines()[-1]
     assert last.startswith("test accuracy:") and float(last.split(":")[1]) >= 0.95
+
+
+def test_divergence_warns_and_stops():
+    X = np.linspace(-3, 3, 40)[:, None] * np.ones((1, 3))
+    y = 1e3 * X[:, 0]
+    net = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0)
+    with pytest.warns(RuntimeWarning, match=r"training diverged in epoch 1: the mean loss is"):
+        net.fit(X, y, epochs=50, lr=10.0)
+    assert len(net.history_) == 1  # stopped at the first non-finite epoch
