@@ -559,3 +559,16 @@ def sgd_step_if_finite(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas):
     if not ok:
         return zs.dtype.type(np.nan)
     return sgd_step(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas)
+
+
+# --- Validation helper ------------------------------------------------------------------------
+@jit
+def count_nonfinite(A):
+    """Number of NaN/inf entries of the 2-D array A, without allocating (``np.isfinite(X)``
+    would build a boolean copy of X: 47 MB for 60,000 x 784)."""
+    n_rows, n_cols = A.shape
+    count = 0
+    for r in range(n_rows):
+        for c in range(n_cols):
+            count += not np.isfinite(A[r, c])
+    return count

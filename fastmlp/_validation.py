@@ -11,6 +11,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from . import _kernels as K
+
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax")
 LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
@@ -97,6 +99,9 @@ def _as_real_array(name: str, value: object, dtype: np.dtype) -> np.ndarray:
 
 
 def _check_finite(name: str, arr: np.ndarray) -> None:
+    if arr.ndim == 2 and arr.dtype.kind == "f" and arr.flags.c_contiguous and arr.size > 4096:
+        if K.count_nonfinite(arr) == 0:  # allocation-free pass for large inputs
+            return
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.argwhere(~finite)

@@ -185,3 +185,20 @@ def test_divergence_warns_and_stops():
     with pytest.warns(RuntimeWarning, match=r"training diverged in epoch 1: the mean loss is"):
         net.fit(X, y, epochs=50, lr=10.0)
     assert len(net.history_) == 1  # stopped at the first non-finite epoch
+
+
+def test_fit_allocates_no_copy_of_the_data():
+    """C-contiguous data of the model's dtype is used in place: the extra memory of a fit is
+    O(params + n_samples) (shuffle order, per-sample losses, one-hot labels), not O(X)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.random((5_000, 200), dtype=np.float32)  # 4 MB
+    y = rng.integers(0, 10, size=5_000)
+    net = MLP((200, 16, 10), hidden="relu", dtype=np.float32)
+    net.fit(X[:2], y[:2])  # compile outside the measurement
+    tracemalloc.start()
+    net.fit(X, y, epochs=2, lr=0.01)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.15 * X.nbytes, f"fit allocated {peak / 2**20:.1f} MB for {X.nbytes / 2**20} MB"
