@@ -1,8 +1,9 @@
 """fastmlp: small multilayer perceptrons trained by online SGD in Numba kernels."""
 
 from . import datasets
+from .errors import DivergenceError
 from .layout import Layout
 from .model import MLP
 
-__all__ = ["MLP", "Layout", "datasets", "__version__"]
+__all__ = ["MLP", "Layout", "DivergenceError", "datasets", "__version__"]
 __version__ = "0.1.0"

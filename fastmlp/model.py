@@ -5,7 +5,6 @@ Numba kernels in ``fastmlp._kernels``."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +12,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _kernels as K
 from . import _validation as V
+from .errors import DivergenceError
 from .layout import Layout
 
 __all__ = ["MLP"]
@@ -33,7 +33,7 @@ _LOSS_CODES = {
 # Samples per kernel call inside an epoch are chosen so one call does about this many
 # parameter updates (a few ms): Ctrl-C is only seen between calls, and the per-call overhead
 # (~1 us) stays negligible.
-_UPDATES_PER_CHUNK = 1 << 23
+_UPDATES_PER_CHUNK = 1 << 24
 
 
 class MLP:
@@ -245,6 +245,13 @@ class MLP:
         ValueError, TypeError
             On bad shapes, dtypes, non-finite values, labels out of range, ``lr <= 0`` or
             ``epochs < 1``; the model is unchanged then.
+        DivergenceError
+            If a loss or parameter becomes NaN/inf; the model keeps its last finite
+            parameters (from just before the offending update) and ``n_updates_`` counts the
+            updates it holds; ``history_`` has the finished epochs.
+        KeyboardInterrupt
+            Re-raised within a few ms of Ctrl-C; the model holds the parameters of a finished
+            sample and ``n_updates_`` counts them.
         """
         epochs = V.check_positive_int("epochs", epochs)
         lr = V.check_positive("lr", lr)
@@ -254,27 +261,59 @@ class MLP:
         n_samples = X.shape[0]
         lr_t = self.dtype.type(lr)
         losses = np.empty(n_samples, dtype=self.dtype)
+        backup = np.empty_like(self._params)
         chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
         for epoch in range(epochs):
             order = rng.permutation(n_samples) if shuffle else np.arange(n_samples)
             for start in range(0, n_samples, chunk):
                 stop = min(n_samples, start + chunk)
+                backup[...] = self._params
+                # The epoch runs in chunks of kernel calls: Ctrl-C (seen only between calls)
+                # then stops within a few ms, with the model at a finished sample. Splitting
+                # an epoch into calls does not change the result (tested bit for bit).
                 K.train_epoch(
                     self._params, self._meta, self._loss_code, X, Y, order[start:stop], lr_t,
                     self._zs, self._acts, self._deltas, losses[start:stop],
                 )  # fmt: skip
-                self.n_updates_ += stop - start
-            mean_loss = float(np.mean(losses, dtype=np.float64))
-            self.history_.append(mean_loss)
-            if not np.isfinite(mean_loss):
-                warnings.warn(
-                    f"training diverged in epoch {epoch + 1}: the mean loss is {mean_loss}; "
-                    f"try a smaller lr (got {lr}).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                break
+                self.n_updates_ += stop - start  # no call in between: no KeyboardInterrupt
+                if K.count_nonfinite(losses[None, start:stop]) or K.count_nonfinite(
+                    self._params[None]
+                ):
+                    self._rewind_and_raise(backup, X, Y, order, start, stop, lr_t, losses, epoch)
+            self.history_.append(float(np.mean(losses, dtype=np.float64)))
         return self
+
+    def _rewind_and_raise(
+        self,
+        backup: np.ndarray,
+        X: np.ndarray,
+        Y: np.ndarray,
+        order: np.ndarray,
+        start: int,
+        stop: int,
+        lr_t: np.floating,
+        losses: np.ndarray,
+        epoch: int,
+    ) -> None:
+        """A chunk produced NaN/inf: replay it from ``backup`` one step at a time (the same
+        kernel, so bit-identical) up to the first step with a non-finite loss or leaving a
+        non-finite parameter, keep the parameters from before it, and raise."""
+        self._params[...] = backup
+        before = backup.copy()
+        t = start
+        while t < stop:
+            before[...] = self._params
+            K.train_epoch(
+                self._params, self._meta, self._loss_code, X, Y, order[t : t + 1], lr_t,
+                self._zs, self._acts, self._deltas, losses[t : t + 1],
+            )  # fmt: skip
+            if not np.isfinite(losses[t]) or K.count_nonfinite(self._params[None]):
+                self._params[...] = before
+                break
+            t += 1
+        t = min(t, stop - 1)
+        self.n_updates_ -= stop - t
+        raise DivergenceError(epoch + 1, t, int(order[t]), float(lr_t), len(order))
 
     def step(self, x: ArrayLike, y: ArrayLike, lr: float = 0.01) -> float:
         """One online SGD update on one sample; returns its loss (taken before the update).

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import GRID, TOL_EPOCH, case_id, make_case
 
-from fastmlp import MLP, datasets
+from fastmlp import MLP, DivergenceError, datasets
 from fastmlp import reference as ref
 
 
@@ -178,13 +178,52 @@ def test_digits_main_job_reaches_95_percent(capsys):
     assert last.startswith("test accuracy:") and float(last.split(":")[1]) >= 0.95
 
 
-def test_divergence_warns_and_stops():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_divergence_raises_and_keeps_the_last_finite_parameters(dtype):
     X = np.linspace(-3, 3, 40)[:, None] * np.ones((1, 3))
     y = 1e3 * X[:, 0]
-    net = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0)
-    with pytest.warns(RuntimeWarning, match=r"training diverged in epoch 1: the mean loss is"):
-        net.fit(X, y, epochs=50, lr=10.0)
-    assert len(net.history_) == 1  # stopped at the first non-finite epoch
+    net = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0, dtype=dtype)
+    start = net.params.copy()
+    with pytest.raises(DivergenceError, match=r"training diverged in epoch \d+, step \d+ of 40 "
+                       r"\(row \d+ of X\).*Try a smaller lr \(got 10.0\)") as info:  # fmt: skip
+        net.fit(X, y, epochs=50, lr=10.0, seed=1)
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert np.all(np.isfinite(net.params)), "the model must not be left full of NaN/inf"
+    assert len(net.history_) == err.epoch - 1
+    # the kept parameters are exactly those after the n_updates_ good steps
+    twin = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0, dtype=dtype)
+    twin.params = start
+    rng = np.random.default_rng(1)
+    orders = np.concatenate([rng.permutation(40) for _ in range(err.epoch)])
+    assert orders[net.n_updates_] == err.sample
+    for r in orders[: net.n_updates_]:
+        twin.step(X[r].astype(dtype), np.array([y[r]], dtype), lr=10.0)
+    np.testing.assert_array_equal(net.params, twin.params)
+
+
+def test_splitting_an_epoch_into_kernel_calls_changes_nothing():
+    """fit runs each epoch in chunks (for Ctrl-C); chunk boundaries must not change a bit."""
+    from fastmlp import _kernels as K
+
+    for sizes, hidden in (((64, 32, 10), "tanh"), ((30, 9, 5, 10), "relu")):
+        for dtype in (np.float64, np.float32):
+            rng = np.random.default_rng(0)
+            X = rng.random((60, sizes[0])).astype(dtype)
+            Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 60)]
+            net = MLP(sizes, hidden=hidden, dtype=dtype)
+            whole, split = net.params.copy(), net.params.copy()
+            order = rng.permutation(60)
+            buffers = [np.zeros(net.layout.n_units, dtype) for _ in range(3)]
+            losses1, losses2 = np.empty(60, dtype), np.empty(60, dtype)
+            args = (net._meta, net._loss_code, X, Y)
+            K.train_epoch(whole, *args, order, dtype(0.05), *buffers, losses1)
+            for k in range(0, 60, 7):
+                K.train_epoch(
+                    split, *args, order[k : k + 7], dtype(0.05), *buffers, losses2[k : k + 7]
+                )
+            np.testing.assert_array_equal(whole, split)
+            np.testing.assert_array_equal(losses1, losses2)
 
 
 def test_fit_allocates_no_copy_of_the_data():
