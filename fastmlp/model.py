@@ -5,6 +5,7 @@ Numba kernels in ``fastmlp._kernels``."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _kernels as K
 from . import _validation as V
+from . import persistence
 from .errors import DivergenceError
 from .layout import Layout
 
@@ -377,6 +379,20 @@ class MLP:
                 + f", got shape {arr.shape}."
             )
         return V.check_Y(arr, 1, n_out, self.output, self.loss_name, self.dtype, name="y")
+
+    # --- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save to ``path`` as ``.npz`` (no pickle), atomically: a crash mid-save leaves the old
+        file intact. Stores the layout, activations, loss, dtype, parameters, update count,
+        loss history and the shuffling stream, so a loaded model resumes ``fit`` exactly.
+        The format is documented in ``fastmlp.persistence``."""
+        persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> MLP:
+        """Load a model saved by ``save``; ``ValueError`` for truncated, corrupted, tampered or
+        future-version files."""
+        return persistence.load(cls, path)
 
     # --- inference -------------------------------------------------------------------------------
     def predict(self, X: ArrayLike) -> np.ndarray:
