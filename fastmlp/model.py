@@ -265,24 +265,37 @@ class MLP:
         losses = np.empty(n_samples, dtype=self.dtype)
         backup = np.empty_like(self._params)
         chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
-        for epoch in range(epochs):
-            order = rng.permutation(n_samples) if shuffle else np.arange(n_samples)
-            for start in range(0, n_samples, chunk):
-                stop = min(n_samples, start + chunk)
-                backup[...] = self._params
-                # The epoch runs in chunks of kernel calls: Ctrl-C (seen only between calls)
-                # then stops within a few ms, with the model at a finished sample. Splitting
-                # an epoch into calls does not change the result (tested bit for bit).
-                K.train_epoch(
-                    self._params, self._meta, self._loss_code, X, Y, order[start:stop], lr_t,
-                    self._zs, self._acts, self._deltas, losses[start:stop],
-                )  # fmt: skip
-                self.n_updates_ += stop - start  # no call in between: no KeyboardInterrupt
-                if K.count_nonfinite(losses[None, start:stop]) or K.count_nonfinite(
-                    self._params[None]
-                ):
-                    self._rewind_and_raise(backup, X, Y, order, start, stop, lr_t, losses, epoch)
-            self.history_.append(float(np.mean(losses, dtype=np.float64)))
+        # Each epoch runs in chunks of kernel calls: Ctrl-C, which Python only sees between
+        # calls, then stops fit within a few ms with the model at a finished sample. Splitting
+        # an epoch into calls does not change the result (tested bit for bit).
+        pending = 0  # steps of the kernel call in flight, not yet counted in n_updates_
+        try:
+            for epoch in range(epochs):
+                order = rng.permutation(n_samples) if shuffle else np.arange(n_samples)
+                for start in range(0, n_samples, chunk):
+                    stop = min(n_samples, start + chunk)
+                    backup[...] = self._params
+                    losses[stop - 1] = -1.0  # sentinel: a finished call writes a loss >= 0
+                    pending = stop - start
+                    K.train_epoch(
+                        self._params, self._meta, self._loss_code, X, Y, order[start:stop],
+                        lr_t, self._zs, self._acts, self._deltas, losses[start:stop],
+                    )  # fmt: skip
+                    self.n_updates_ += pending
+                    pending = 0
+                    if K.count_nonfinite(losses[None, start:stop]) or K.count_nonfinite(
+                        self._params[None]
+                    ):
+                        self._rewind_and_raise(
+                            backup, X, Y, order, start, stop, lr_t, losses, epoch
+                        )
+                self.history_.append(float(np.mean(losses, dtype=np.float64)))
+        except KeyboardInterrupt:
+            # The interrupt can surface just after a kernel call returned (CPython checks for
+            # signals after C calls), before it was counted: the sentinel tells if it ran.
+            if pending and losses[stop - 1] != -1.0:
+                self.n_updates_ += pending
+            raise
         return self
 
     def _rewind_and_raise(

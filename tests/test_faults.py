@@ -1,0 +1,133 @@
+"""Faults: Ctrl-C during fit, threads. (Divergence: test_model.py; kill mid-save:
+test_persistence.py.)"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+from fastmlp import MLP
+
+INTERRUPTED_FIT = """
+import sys, time
+import numpy as np
+from fastmlp import MLP
+rng = np.random.default_rng(0)
+X = rng.random((4000, 784)).astype(np.float32)
+y = rng.integers(0, 10, size=4000)
+net = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
+net.fit(X[:2], y[:2], lr=1e-3)          # compile first
+twin_start = net.params.copy()
+n_before = net.n_updates_
+print("ready", flush=True)
+try:
+    net.fit(X, y, epochs=1000, lr=1e-3, seed=5)
+    print("not interrupted", flush=True)
+    sys.exit(3)
+except KeyboardInterrupt:
+    caught = time.time()
+done = net.n_updates_ - n_before
+# replay exactly `done` updates on a twin: the interrupted model must equal it bit for bit
+twin = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
+twin.params = twin_start
+rng5 = np.random.default_rng(5)
+orders = np.concatenate([rng5.permutation(4000) for _ in range(done // 4000 + 1)])[:done]
+for r in orders:
+    twin.step(X[r], int(y[r]), lr=1e-3)
+same = np.array_equal(net.params, twin.params)
+print(f"caught {caught:.6f} done {done} epochs {len(net.history_)} same {same}", flush=True)
+"""
+
+
+def test_ctrl_c_during_fit_leaves_a_consistent_model():
+    with subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_FIT], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    fields = out.split()
+    caught, done, same = float(fields[1]), int(fields[3]), fields[7]
+    assert done > 0
+    assert same == "True", "the model must hold exactly the parameters of its finished updates"
+    assert caught - sent < 0.5, f"Ctrl-C took {caught - sent:.3f} s to stop fit"
+
+
+def _train(net, X, y):
+    net.fit(X, y, epochs=3, lr=0.01, seed=9)
+
+
+def test_two_models_in_two_threads_equal_sequential_training():
+    rng = np.random.default_rng(0)
+    X = rng.random((3000, 100))
+    y = rng.integers(0, 10, size=3000)
+    seq = [MLP((100, 64, 10), hidden="tanh", seed=s) for s in (1, 2)]
+    par = [MLP((100, 64, 10), hidden="tanh", seed=s) for s in (1, 2)]
+    for net in seq:
+        _train(net, X, y)
+    threads = [threading.Thread(target=_train, args=(net, X, y)) for net in par]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(seq, par, strict=True):
+        np.testing.assert_array_equal(a.params, b.params)
+        assert a.history_ == b.history_
+
+
+def test_predict_from_many_threads_on_one_model():
+    rng = np.random.default_rng(1)
+    net = MLP((50, 40, 5), hidden="relu", seed=0)
+    Xs = [rng.random((2000, 50)) for _ in range(6)]
+    expected = [net.predict(X) for X in Xs]
+    got = [None] * len(Xs)
+
+    def work(i):
+        for _ in range(5):
+            got[i] = net.predict(Xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(Xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_kernels_release_the_gil():
+    """nogil=True: a long kernel call must not block another Python thread."""
+    rng = np.random.default_rng(2)
+    X = rng.random((20000, 200)).astype(np.float32)
+    y = rng.integers(0, 10, size=20000)
+    net = MLP((200, 128, 10), hidden="relu", dtype=np.float32)
+    net.fit(X[:2], y[:2])
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    t0 = time.perf_counter()
+    net.fit(X, y, epochs=1, lr=1e-3)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    t.join()
+    during = [x for x in ticks if t0 <= x <= t0 + elapsed]
+    # with the GIL held through each kernel call the ticker would only run between calls
+    assert len(during) > 0.3 * elapsed / 0.0012, (len(during), elapsed)
+
+
+if os.name != "posix":  # pragma: no cover
+    del test_ctrl_c_during_fit_leaves_a_consistent_model
