@@ -78,6 +78,17 @@ def check_positive(name: str, value: object) -> float:
     return v
 
 
+def check_lr(value: object, dtype: np.dtype) -> float:
+    """A learning rate: finite, > 0 and representable in the model's dtype."""
+    lr = check_positive("lr", value)
+    if lr > float(np.finfo(dtype).max):
+        raise ValueError(
+            f"lr must be a finite number > 0 representable in {dtype} (at most "
+            f"{np.finfo(dtype).max:.4g}), got {value!r}."
+        )
+    return lr
+
+
 def check_positive_int(name: str, value: object) -> int:
     """An int >= 1."""
     if isinstance(value, bool) or not isinstance(value, Integral):
@@ -196,12 +207,13 @@ def _check_labels(name: str, y: np.ndarray, n_classes: int) -> np.ndarray:
                 f"holds non-integer values; pass integer labels in [0, {n_classes}) or a "
                 f"(n_samples, {n_classes}) target matrix."
             )
-    labels = y.astype(np.int64)
-    bad = (labels < 0) | (labels >= n_classes)
+    bad = (y < 0) | (y >= n_classes)  # on the original values: casting 1e300 would overflow
     if bad.any():
-        found = sorted(set(labels[bad].tolist()))[:5]
+        found = sorted(set(y[bad].tolist()))[:5]
+        if y.dtype.kind == "f":
+            found = [int(v) if abs(v) < 2**63 else v for v in found]
         raise ValueError(
             f"{name} contains labels outside [0, {n_classes}) for a {n_classes}-unit softmax "
             f"output: found {found}."
         )
-    return labels
+    return y.astype(np.int64)

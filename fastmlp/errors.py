@@ -13,10 +13,16 @@ class DivergenceError(FloatingPointError):
     (0-based position in that epoch's visiting order), ``sample`` (row of X), ``lr``.
     """
 
-    def __init__(self, epoch: int, step: int, sample: int, lr: float, n_samples: int) -> None:
+    def __init__(
+        self, epoch: int, step: int, sample: int, lr: float, n_samples: int, streaming=False
+    ) -> None:
         self.epoch, self.step, self.sample, self.lr = epoch, step, sample, lr
+        where = (
+            "in step()"
+            if streaming
+            else f"in epoch {epoch}, step {step} of {n_samples} (row {sample} of X)"
+        )
         super().__init__(
-            f"training diverged in epoch {epoch}, step {step} of {n_samples} (row {sample} of "
-            f"X): the loss or a parameter became NaN/inf. The model keeps its parameters from "
-            f"just before that update. Try a smaller lr (got {lr})."
+            f"training diverged {where}: the loss or a parameter became NaN/inf. The model "
+            f"keeps its parameters from just before that update. Try a smaller lr (got {lr})."
         )

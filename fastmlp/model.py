@@ -165,7 +165,9 @@ class MLP:
         self._unit_strides = (self.dtype.itemsize,)
         self._y_unchecked = loss == "mse"  # other losses need a range check of y
         self._lr_is_float = self.dtype == np.float64  # a Python float is typed float64
+        self._lr_max = float(np.finfo(self.dtype).max)
         self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
+        self._backup = np.empty_like(self._params)  # step() rolls back a diverging update
 
     # --- layout ----------------------------------------------------------------------------------
     @property
@@ -256,7 +258,7 @@ class MLP:
             sample and ``n_updates_`` counts them.
         """
         epochs = V.check_positive_int("epochs", epochs)
-        lr = V.check_positive("lr", lr)
+        lr = V.check_lr(lr, self.dtype)
         X = V.check_X(X, self.layout.n_in, self.dtype)
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
         rng = self._rng if seed is None else np.random.default_rng(seed)
@@ -336,12 +338,14 @@ class MLP:
         ``x`` has shape ``(n_in,)``; ``y`` shape ``(n_out,)``, a scalar for one output, or an
         integer class label for a softmax output. Validated like ``fit`` (a fast path handles
         arrays that already have the model's dtype), so a bad sample leaves the model unchanged.
+        If the loss is not finite or the update would make a parameter NaN/inf, the update is
+        rolled back and ``DivergenceError`` raised.
         """
         # Fast path (this is the streaming API, called once per sample): arrays that already
         # have the model's dtype and shape skip the general conversion; finiteness of x and y
         # is checked inside the kernel, which then updates nothing and returns NaN.
-        if type(lr) is not float or not 0.0 < lr < math.inf:
-            lr = V.check_positive("lr", lr)
+        if type(lr) is not float or not 0.0 < lr < self._lr_max:
+            lr = V.check_lr(lr, self.dtype)
         dtype = self.dtype
         if type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape:
             x2 = x[None] if x.strides == self._unit_strides else self._sample_input(x)
@@ -355,12 +359,13 @@ class MLP:
         else:
             y2 = self._sample_target(y)
         loss = K.sgd_step_if_finite(
-            self._params, self._meta, self._loss_code, x2, y2, 0,
+            self._params, self._backup, self._meta, self._loss_code, x2, y2, 0,
             self._typed_lr(lr), self._zs, self._acts, self._deltas,
         )  # fmt: skip
-        if loss != loss:  # NaN: a non-finite x or y (nothing was updated), or a diverged model
+        if loss != loss:  # NaN: nothing was updated
             V._check_finite("x", x2[0])
             V._check_finite("y", y2[0])
+            raise DivergenceError(0, 0, 0, lr, 1, streaming=True)
         self.n_updates_ += 1
         return float(loss)
 

@@ -241,3 +241,18 @@ def test_fit_allocates_no_copy_of_the_data():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 0.15 * X.nbytes, f"fit allocated {peak / 2**20:.1f} MB for {X.nbytes / 2**20} MB"
+
+
+def test_step_rolls_back_a_diverging_update():
+    net = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0)
+    x, y = np.array([1.0, -2.0, 3.0]), np.array([1e150])
+    net.step(x, y, lr=1e-3)  # a finite, if silly, update
+    before = net.params.copy()
+    with pytest.raises(DivergenceError, match=r"training diverged in step\(\).*got 1e\+300"):
+        net.step(x, y, lr=1e300)  # the update overflows
+    np.testing.assert_array_equal(net.params, before)
+    assert net.n_updates_ == 1
+    with pytest.raises(
+        ValueError, match=r"lr must be a finite number > 0 representable in float32"
+    ):
+        MLP((3, 1), output="identity", loss="mse", dtype=np.float32).step(x, 1.0, lr=1e39)
