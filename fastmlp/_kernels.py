@@ -86,7 +86,7 @@ def jit_exact(fn):
 
 # --- Codes (integers, never functions: a function argument would defeat cache=True) ------------
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = 0, 1, 2, 3, 4, 5
-MSE, BINARY_CROSS_ENTROPY, CROSS_ENTROPY = 0, 1, 2
+MSE, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MAE = 0, 1, 2, 3
 N_IN, N_OUT, W_OFF, B_OFF, IN_OFF, OUT_OFF, ACT = 0, 1, 2, 3, 4, 5, 6
 N_META = 7
 LEAKY_SLOPE = 0.01  # negative slope of leaky_relu (PyTorch's default)
@@ -286,11 +286,13 @@ def _forward_layers(params, meta, first, zs, acts):
 def _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse):
     """Output delta ``dLoss/dz_L`` into the last level of ``deltas``; returns the sample's loss.
 
-    Losses are summed over output units: mse ``1/2 sum (a-y)^2``; binary cross-entropy
+    Losses are summed over output units: mse ``1/2 sum (a-y)^2``; mae ``sum |a-y|``; binary
+    cross-entropy
     ``sum softplus(z) - y z`` (sigmoid output, from z: no log(0)); cross-entropy
     ``sum y (logsumexp(z) - z)`` (softmax output, from z: no log(0)).
-    Deltas: mse ``(a-y) f'(z)``, with softmax the full Jacobian ``(diag(s) - s s^T)(a-y)``,
-    i.e. ``s * (g - s.g)``; bce + sigmoid and ce + softmax the simplified ``a - y``.
+    Deltas: mse ``(a-y) f'(z)`` (mae ``sign(a-y) f'(z)``), with softmax the full Jacobian
+    ``(diag(s) - s s^T) g``, i.e. ``s * (g - s.g)``; bce + sigmoid and ce + softmax the
+    simplified ``a - y``.
     ``lse`` is the softmax output's ``logsumexp(z)`` from the forward pass.
     """
     last = meta.shape[0] - 1
@@ -298,12 +300,19 @@ def _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse):
     u, n = meta[last, OUT_OFF], meta[last, N_OUT]
     zero = zs.dtype.type(0.0)
     loss = zero
-    if loss_code == MSE:
-        for k in range(n):
-            g = acts[u + k] - Y[r, k]
-            deltas[u + k] = g
-            loss += g * g
-        loss *= zs.dtype.type(0.5)
+    if loss_code == MSE or loss_code == MAE:
+        if loss_code == MSE:  # dloss/da = a - y
+            for k in range(n):
+                g = acts[u + k] - Y[r, k]
+                deltas[u + k] = g
+                loss += g * g
+            loss *= zs.dtype.type(0.5)
+        else:  # MAE: dloss/da = sign(a - y), with sign(0) = 0 (PyTorch's L1 subgradient)
+            one = zs.dtype.type(1.0)
+            for k in range(n):
+                g = acts[u + k] - Y[r, k]
+                deltas[u + k] = one if g > zero else (-one if g < zero else zero)
+                loss += np.abs(g)
         if code == SOFTMAX:
             s_dot_g = zero
             for k in range(u, u + n):

@@ -15,11 +15,12 @@ from . import _kernels as K
 
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax")
-LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
+LOSSES = ("mse", "mae", "binary_cross_entropy", "cross_entropy")
 INITS = ("auto", "glorot", "he")
 # Output activations each loss accepts.
 COMPATIBLE_OUTPUTS = {
     "mse": OUTPUT_ACTIVATIONS,
+    "mae": OUTPUT_ACTIVATIONS,
     "binary_cross_entropy": ("sigmoid",),
     "cross_entropy": ("softmax",),
 }

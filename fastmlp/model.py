@@ -29,6 +29,7 @@ _ACT_CODES = {
 }
 _LOSS_CODES = {
     "mse": K.MSE,
+    "mae": K.MAE,
     "binary_cross_entropy": K.BINARY_CROSS_ENTROPY,
     "cross_entropy": K.CROSS_ENTROPY,
 }
@@ -50,9 +51,10 @@ class MLP:
         ``identity, sigmoid, tanh, relu, leaky_relu`` (negative slope 0.01).
     output : {"softmax", "sigmoid", "identity"}, default "softmax"
         Output activation. ``softmax`` needs ``n_out >= 2``.
-    loss : {"cross_entropy", "binary_cross_entropy", "mse"}, default "cross_entropy"
+    loss : {"cross_entropy", "binary_cross_entropy", "mse", "mae"}, default "cross_entropy"
         Per-sample loss, summed over output units: ``cross_entropy`` needs a softmax output,
-        ``binary_cross_entropy`` a sigmoid output; ``mse`` (1/2 squared error) works with all.
+        ``binary_cross_entropy`` a sigmoid output; ``mse`` (1/2 squared error) and ``mae``
+        (absolute error; subgradient sign(0) = 0) work with all.
     init : {"auto", "glorot", "he"}, default "auto"
         Weight initialisation: Glorot uniform ``U(+-sqrt(6/(n_in+n_out)))``, He uniform
         ``U(+-sqrt(6/n_in))``, or ``auto`` (He for relu/leaky_relu layers, Glorot otherwise).
@@ -163,7 +165,7 @@ class MLP:
         # for step()'s fast path
         self._x_shape, self._y_shape = (lay.n_in,), (lay.n_out,)
         self._unit_strides = (self.dtype.itemsize,)
-        self._y_unchecked = loss == "mse"  # other losses need a range check of y
+        self._y_unchecked = loss in ("mse", "mae")  # the others need a range check of y
         self._lr_is_float = self.dtype == np.float64  # a Python float is typed float64
         self._lr_max = float(np.finfo(self.dtype).max)
         self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)

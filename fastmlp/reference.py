@@ -9,11 +9,13 @@ For one sample ``x`` with target ``y`` and weight layers ``l = 1..L`` (``a_0 = x
 - forward:  ``z_l = W_l a_{l-1} + b_l``,  ``a_l = f_l(z_l)``
 - loss (summed over output units):
     mse                    ``1/2 sum_k (a_k - y_k)^2``
+    mae                    ``sum_k |a_k - y_k|``
     binary_cross_entropy   ``-sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)]``  (sigmoid output)
     cross_entropy          ``-sum_k y_k log softmax(z)_k``                    (softmax output)
 - output delta ``delta_L = dloss/dz_L``:
     mse                    ``J_f(z_L)^T (a_L - y)``, J the output activation's Jacobian
                            (``diag(f'(z))`` elementwise, ``diag(s) - s s^T`` for softmax)
+    mae                    ``J_f(z_L)^T sign(a_L - y)`` (sign(0) = 0: a subgradient)
     bce + sigmoid, ce + softmax:  ``a_L - y``
 - delta recurrence: ``delta_l = (W_{l+1}^T delta_{l+1}) * f_l'(z_l)``
 - gradient: ``dloss/dW_l = delta_l a_{l-1}^T``,  ``dloss/db_l = delta_l``
@@ -47,7 +49,7 @@ __all__ = [
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 OUTPUTS = ("identity", "sigmoid", "softmax")
-LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
+LOSSES = ("mse", "mae", "binary_cross_entropy", "cross_entropy")
 LEAKY_SLOPE = 0.01
 
 
@@ -119,6 +121,8 @@ def losses(
     """Per-sample losses ``(n_samples,)``, summed over output units."""
     if loss == "mse":
         return 0.5 * ((a_out - Y) ** 2).sum(axis=1)
+    if loss == "mae":
+        return np.abs(a_out - Y).sum(axis=1)
     if loss == "binary_cross_entropy":
         # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z, with no log(0)
         return (np.logaddexp(0, z_out) - Y * z_out).sum(axis=1)
@@ -133,7 +137,7 @@ def output_delta(
     """``dloss/dz_L`` per sample, ``(n_samples, n_out)``."""
     if loss in ("binary_cross_entropy", "cross_entropy"):
         return a_out - Y  # the sigmoid/softmax Jacobian cancels against the log
-    g = a_out - Y  # dloss/da for mse
+    g = a_out - Y if loss == "mse" else np.sign(a_out - Y)  # dloss/da (mse, mae)
     if output != "softmax":
         return g * activate_derivative(output, z_out, a_out)
     delta = np.empty_like(g)

@@ -17,6 +17,9 @@ OUTPUT_LOSS = (
     ("identity", "mse"),
     ("sigmoid", "mse"),
     ("softmax", "mse"),
+    ("identity", "mae"),
+    ("sigmoid", "mae"),
+    ("softmax", "mae"),
     ("sigmoid", "binary_cross_entropy"),
     ("softmax", "cross_entropy"),
 )

@@ -33,6 +33,9 @@ def test_gradient_matches_finite_differences(case):
         # relu/leaky_relu are not differentiable at 0: make sure no unit sits near the kink.
         z = net._zs[net.layout.n_in :]  # level 0 (the input) has no pre-activation
         assert np.min(np.abs(z)) > 1e-4, "a pre-activation is too close to 0 for FD"
+        if net.loss_name == "mae":  # |a - y| has a kink at a = y
+            out = net._acts[net.layout.unit_slice(net.layout.n_layers)]
+            assert np.min(np.abs(out - y)) > 1e-4, "an output is too close to its mae kink"
         got = net.gradient(x, y)
         scale = 1.0 + abs(sample_loss(net, net.params, x, y))
         expected = np.empty_like(got)

@@ -83,6 +83,7 @@ def workloads(draw):
     hidden = draw(st.sampled_from(["identity", "sigmoid", "tanh", "relu", "leaky_relu"]))
     output, loss = draw(
         st.sampled_from([("identity", "mse"), ("sigmoid", "mse"), ("softmax", "mse"),
+                         ("identity", "mae"),
                          ("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy")])
     )  # fmt: skip
     n_in = draw(st.integers(1, 4))
