@@ -2,8 +2,17 @@
 
 from . import datasets
 from .errors import DivergenceError
+from .gradcheck import GradientCheck, check_gradients
 from .layout import Layout
 from .model import MLP
 
-__all__ = ["MLP", "Layout", "DivergenceError", "datasets", "__version__"]
+__all__ = [
+    "MLP",
+    "Layout",
+    "DivergenceError",
+    "check_gradients",
+    "GradientCheck",
+    "datasets",
+    "__version__",
+]
 __version__ = "0.1.0"
