@@ -89,6 +89,10 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
     def bad(problem: str) -> ValueError:
         return ValueError(f"{path} is not a valid fastmlp model file: {problem}.")
 
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # an .npz is a zip archive
+        raise bad("it is not an .npz (zip) archive")
     try:
         # Our own file handle: np.load leaks its handle when it fails on a broken file.
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
