@@ -30,7 +30,9 @@ def csv_file(tmp_path):
     X = rng.normal(size=(120, 3))
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
     path = tmp_path / "data.csv"
-    lines = ["label,f1,f2,f3"] + [f"{c},{a:.6f},{b:.6f},{d:.6f}" for c, (a, b, d) in zip(y, X)]
+    lines = ["label,f1,f2,f3"] + [
+        f"{c},{a:.6f},{b:.6f},{d:.6f}" for c, (a, b, d) in zip(y, X, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
