@@ -131,3 +131,13 @@ def test_kernels_release_the_gil():
 
 if os.name != "posix":  # pragma: no cover
     del test_ctrl_c_during_fit_leaves_a_consistent_model
+
+
+def test_parallel_predict_equals_one_thread():
+    rng = np.random.default_rng(4)
+    net = MLP((60, 30, 4), hidden="tanh", seed=0)
+    X = rng.random((5000, 60))
+    one = net.predict(X, n_jobs=1)
+    for n_jobs in (2, 3, None):
+        np.testing.assert_array_equal(net.predict(X, n_jobs=n_jobs), one)
+    np.testing.assert_array_equal(net.predict(X[:1], n_jobs=4), one[:1])  # more jobs than rows
