@@ -193,7 +193,12 @@ def sgd_step(
     y: np.ndarray,
     lr: float,
 ) -> tuple[np.ndarray, float]:
-    """One SGD step on one sample: new params (a copy) and the loss before the update."""
+    """One SGD step on one sample: new params (a copy) and the loss before the update.
+
+    ``lr`` is cast to the dtype of ``params`` (a NumPy float64 scalar would otherwise upcast
+    float32 params under NumPy 2's promotion rules; a Python float already behaves this way).
+    """
+    lr = params.dtype.type(lr)
     zs, acts = forward(layout, params, activations, x[None, :])
     loss_value = losses(loss, activations[-1], zs[-1], acts[-1], y[None, :])[0]
     new_params = params - lr * gradient(layout, params, activations, loss, x, y)
@@ -240,7 +245,9 @@ def finite_difference_gradient(
     y: np.ndarray,
     eps: float = 1e-6,
 ) -> np.ndarray:
-    """Central differences ``(L(p + eps e_k) - L(p - eps e_k)) / (2 eps)`` (use float64)."""
+    """Central differences ``(L(p + eps e_k) - L(p - eps e_k)) / (2 eps)``; params float64."""
+    if params.dtype != np.float64:
+        raise TypeError(f"finite differences need float64 params, got {params.dtype}.")
 
     def sample_loss(p: np.ndarray) -> float:
         zs, acts = forward(layout, p, activations, x[None, :])

@@ -34,6 +34,34 @@ def test_reference_gradient_matches_finite_differences(case):
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL * scale)
 
 
+ONE_HOT_CASES = [
+    (sizes, hidden, "softmax", "cross_entropy")
+    for sizes in ((3, 1, 2), (3, 5, 2), (4, 7, 6, 5, 3))
+    for hidden in ref.ACTIVATIONS
+]
+
+
+@pytest.mark.parametrize("case", ONE_HOT_CASES, ids=case_id)
+def test_reference_gradient_with_one_hot_targets(case):
+    # The grid's cross-entropy targets are Dirichlet rows; hard labels are the common use.
+    net, X, _ = make_case(case, np.float64, n_samples=2)
+    layout, params, acts, loss = args(net)
+    Y = np.eye(layout.n_out)[[0, layout.n_out - 1]]
+    for r in range(2):
+        zs, _ = ref.forward(layout, params, acts, X[r : r + 1])
+        assert min(np.abs(z).min() for z in zs) > 1e-4, "too close to a relu kink for FD"
+        got = ref.gradient(layout, params, acts, loss, X[r], Y[r])
+        expected = ref.finite_difference_gradient(layout, params, acts, loss, X[r], Y[r], EPS)
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL * 2)
+
+
+def test_finite_differences_refuse_float32():
+    net, X, Y = make_case(((3, 5, 2), "tanh", "identity", "mse"), np.float32, n_samples=1)
+    layout, params, acts, loss = args(net)
+    with pytest.raises(TypeError, match="float64"):
+        ref.finite_difference_gradient(layout, params, acts, loss, X[0], Y[0])
+
+
 @pytest.mark.parametrize("case", GRID[::4], ids=case_id)
 def test_reference_step_and_epoch_follow_its_gradient(case):
     net, X, Y = make_case(case, np.float64, n_samples=3)
@@ -94,6 +122,20 @@ def test_no_overflow_or_log0_at_huge_z(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("output,loss", [(o, l) for o in ref.OUTPUTS for l in ("mse", "mae")])
+def test_elementwise_losses_and_deltas_finite_at_huge_z(dtype, output, loss):
+    z = np.array([[-1000.0, 0.0, 1000.0]], dtype=dtype)
+    y = np.array([[0.2, 0.5, 0.9]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = ref.activate(output, z)
+        values = ref.losses(loss, output, z, a, y)
+        delta = ref.output_delta(loss, output, z, a, y)
+    assert values.dtype == delta.dtype == dtype
+    assert np.isfinite(values).all() and np.isfinite(delta).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_reference_keeps_the_dtype(dtype):
     net, X, Y = make_case(((3, 5, 2), "tanh", "softmax", "cross_entropy"), dtype)
     layout, params, acts, loss = args(net)
@@ -101,3 +143,8 @@ def test_reference_keeps_the_dtype(dtype):
     assert all(v.dtype == dtype for v in zs + a)
     assert ref.gradient(layout, params, acts, loss, X[0], Y[0]).dtype == dtype
     assert ref.sgd_step(layout, params, acts, loss, X[0], Y[0], 0.1)[0].dtype == dtype
+    # a NumPy float64 learning rate must not upcast float32 params (NumPy 2 promotion)
+    lr64 = np.float64(0.1)
+    assert ref.sgd_step(layout, params, acts, loss, X[0], Y[0], lr64)[0].dtype == dtype
+    p_epoch, step_losses = ref.train_epoch(layout, params, acts, loss, X, Y, [1, 0], lr64)
+    assert p_epoch.dtype == step_losses.dtype == dtype
