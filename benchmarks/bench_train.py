@@ -1,118 +1,171 @@
-"""Training and inference speed. Kernels are compiled in ``setup`` (one warm-up call), so no
-timed figure includes compile time; compile time is measured in bench_compile.py."""
+"""Training and inference speed, step latency and memory of ``fit``.
+
+Every ``setup`` builds its model and makes one warm-up call, which compiles the kernels (or loads
+them from Numba's disk cache): asv's 0.1 s ``warmup_time`` cannot absorb a compile, and no timed
+figure here includes one. First-call cost is measured in ``bench_compile.py``.
+
+asv runs every benchmark (and every parameter combination) in its own forked process and, when
+``setup`` exists, re-runs ``setup`` before each timed sample, so each sample starts from a fresh
+model. In-process caches therefore do not outlive one benchmark; what several benchmarks share is
+computed once in ``setup_cache``.
+"""
 
 import tracemalloc
 from functools import cache
 
-import numpy as np
-
-from fastmlp import bench
-
-from .common import DTYPES, MLP, NETS, NETWORKS, make_model, train_inputs
+from .common import (
+    DTYPES,
+    NETS,
+    NETWORKS,
+    compare,
+    lr_of,
+    make_model,
+    mnist_like,
+    random_rows,
+    step_latency,
+    train_inputs,
+)
 
 
 @cache
 def _compare(net: str, dtype: str) -> dict:
-    # fastmlp, the NumPy reference and the one-pass bound, interleaved in one process.
-    return bench.compare(net, dtype, repeats=5)
+    """``fastmlp.bench.compare``: fastmlp, the NumPy reference and the one-pass bound measured
+    interleaved in one process (medians of 5 epochs), so each ratio's two sides see the same
+    machine noise."""
+    return compare(net, dtype, repeats=5)
 
 
 class TrainEpoch:
-    """One epoch of online SGD in a fixed order (``fit(..., shuffle=False)``), per network."""
+    """One epoch of online SGD in a fixed order, ``fit(X, y, epochs=1, shuffle=False)``, on the
+    named networks (``fastmlp.bench.NETWORKS``), validation included, compile excluded."""
 
     params = (NETS, DTYPES)
     param_names = ["net", "dtype"]
-    timeout = 600
+    timeout = 300
 
-    def setup(self, net, dtype):
+    def setup_cache(self):
+        # The three track_ benchmarks of one (net, dtype) run in three processes, so a per-process
+        # cache would measure everything three times: measure every combination once, here, and
+        # hand the (picklable) figures to every benchmark of the class.
+        keys = ("fastmlp", "vs_reference", "vs_bound")
+        return {
+            (net, dtype): {k: _compare(net, dtype)[k] for k in keys}
+            for net in NETS
+            for dtype in DTYPES
+        }
+
+    setup_cache.timeout = 900  # all 8 comparisons, ~45 s here; the reference is slow
+
+    def setup(self, ratios, net, dtype):
         self.X, self.y = train_inputs(net, dtype)
+        self.lr = lr_of(net)
         self.model = make_model(net, dtype)
-        self.lr = NETWORKS[net].lr
-        self.model.fit(self.X[:2], self.y[:2], lr=self.lr)  # compile or load the kernels
+        self.model.fit(self.X[:2], self.y[:2], epochs=1, lr=self.lr, shuffle=False)  # warm-up
 
-    def time_train_epoch(self, net, dtype):
+    def time_train_epoch(self, ratios, net, dtype):
         self.model.fit(self.X, self.y, epochs=1, lr=self.lr, shuffle=False)
 
-    def track_samples_per_second(self, net, dtype):
-        return _compare(net, dtype)["fastmlp"]
+    def track_samples_per_second(self, ratios, net, dtype):
+        return ratios[net, dtype]["fastmlp"]
 
     track_samples_per_second.unit = "samples/s"
 
-    def track_speedup_vs_reference(self, net, dtype):
-        return _compare(net, dtype)["vs_reference"]
+    def track_speedup_vs_reference(self, ratios, net, dtype):
+        return ratios[net, dtype]["vs_reference"]
 
     track_speedup_vs_reference.unit = "ratio"
 
-    def track_fraction_of_memory_bound(self, net, dtype):
-        return _compare(net, dtype)["vs_bound"]
+    def track_fraction_of_memory_bound(self, ratios, net, dtype):
+        return ratios[net, dtype]["vs_bound"]
 
     track_fraction_of_memory_bound.unit = "ratio"
 
 
 class Predict:
-    """``predict`` on 10,000 rows."""
+    """``predict`` on 10,000 rows (uniform in [0, 1), C-contiguous, the model's dtype), with the
+    default ``n_jobs`` (threads for large inputs)."""
 
     params = (["digits", "mnist128"], DTYPES)
     param_names = ["net", "dtype"]
+    n_rows = 10_000
 
     def setup(self, net, dtype):
-        n_in = NETWORKS[net].sizes[0]
-        rng = np.random.default_rng(0)
-        self.X = rng.random((10_000, n_in)).astype(dtype)
+        self.X = random_rows(self.n_rows, NETWORKS[net].sizes[0], dtype)
         self.model = make_model(net, dtype)
-        self.model.predict(self.X[:2])
+        # Warm-up on all rows: 10,000 rows take the threaded path (n_jobs=None), 2 rows would not.
+        self.model.predict(self.X)
 
     def time_predict(self, net, dtype):
         self.model.predict(self.X)
 
 
 class StepLatency:
-    """One ``net.step(x, y, lr)`` call from Python on xor, validation included."""
+    """One ``net.step(x, y, lr)`` call from Python on xor, validation included (the streaming
+    API). ``time_step`` is one call per asv sample (asv re-runs ``setup`` between samples);
+    ``track_step_microseconds`` is the median per-call time of loops of 20,000 calls, the more
+    precise figure (``time_step`` includes asv's timer overhead, a few tenths of a us)."""
 
     params = DTYPES
     param_names = ["dtype"]
+    repeat = (20, 200, 5.0)  # single ~1 us calls: take many samples
 
     def setup(self, dtype):
+        X, y = train_inputs("xor", dtype)
+        self.x, self.y = X[0].copy(), y[0].astype(dtype)
+        self.lr = lr_of("xor")
         self.model = make_model("xor", dtype)
-        self.x = np.array([0.0, 1.0], dtype=dtype)
-        self.y = np.array([1.0], dtype=dtype)
-        self.model.step(self.x, self.y, 0.4)
+        # Warm-up: the first calls after loading the kernels are 10-20x slower (measured: 20 us
+        # for the second call, ~1.5 us from the fourth on), and asv times one call per sample.
+        for _ in range(100):
+            self.model.step(self.x, self.y, self.lr)
 
     def time_step(self, dtype):
-        self.model.step(self.x, self.y, 0.4)
+        self.model.step(self.x, self.y, self.lr)
 
     def track_step_microseconds(self, dtype):
-        return bench.step_latency(dtype) * 1e6
+        return step_latency(dtype, calls=20_000) * 1e6
 
     track_step_microseconds.unit = "us"
 
 
 class PeakMemory:
-    """Memory of ``fit`` on 60,000 x 784 float32 rows (mnist128): the data (188 MB) plus
-    O(params + n_samples); no copy of X, no allocation per sample."""
+    """Memory of ``fit`` (one epoch, default shuffling) of the mnist128 net on 60,000 x 784
+    float32 rows in [0, 1) with labels 0..9: 188 MB of data.
 
-    timeout = 600
+    ``peakmem_fit`` is asv's figure, the maximum RSS of the whole benchmark process: Python,
+    NumPy, Numba, the loaded kernels and the data (loaded from ``setup_cache``) included. A copy
+    of ``X`` inside ``fit`` would add 188 MB to it. ``track_fit_extra_memory_mb`` is what ``fit``
+    itself allocates (tracemalloc, which sees NumPy's buffers): O(params + n_samples), not a copy
+    of ``X``.
+    """
+
+    timeout = 300
+    net, dtype = "mnist128", "float32"
 
     def setup_cache(self):
-        rng = np.random.default_rng(0)
-        X = rng.random((60_000, 784), dtype=np.float32)
-        y = rng.integers(0, 10, size=60_000)
+        X, y = mnist_like(60_000)
+        # Compile here, in asv's setup_cache process, so that the kernels are in Numba's disk
+        # cache and the measured process only loads them (compiling costs ~50 MB of RSS).
+        make_model(self.net, self.dtype).fit(X[:2], y[:2], lr=lr_of(self.net))
         return X, y
 
     def setup(self, data):
-        self.model = MLP((784, 128, 10), hidden="relu", dtype=np.float32)
-        self.model.fit(data[0][:2], data[1][:2], lr=0.001)
+        X, y = data
+        self.model = make_model(self.net, self.dtype)
+        self.model.fit(X[:2], y[:2], lr=lr_of(self.net))  # warm-up: load the kernels
 
     def peakmem_fit(self, data):
-        # asv's peakmem is the whole process's maximum RSS (data, NumPy and Numba included).
-        self.model.fit(data[0], data[1], epochs=1, lr=0.001)
+        X, y = data
+        self.model.fit(X, y, epochs=1, lr=lr_of(self.net))
 
     def track_fit_extra_memory_mb(self, data):
-        """Peak memory allocated during one fit epoch, data excluded (tracemalloc)."""
+        X, y = data
         tracemalloc.start()
-        self.model.fit(data[0], data[1], epochs=1, lr=0.001)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        try:
+            self.model.fit(X, y, epochs=1, lr=lr_of(self.net))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
         return peak / 2**20
 
     track_fit_extra_memory_mb.unit = "MB"
