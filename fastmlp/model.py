@@ -172,7 +172,7 @@ class MLP:
         self._lr_is_float = self.dtype == np.float64  # a Python float is typed float64
         self._lr_max = float(np.finfo(self.dtype).max)
         self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
-        self._backup = np.empty_like(self._params)  # step() rolls back a diverging update
+        self._backup = np.empty_like(self._params)  # fit/step roll back a diverging update
 
     # --- layout ----------------------------------------------------------------------------------
     @property
@@ -270,7 +270,7 @@ class MLP:
         n_samples = X.shape[0]
         lr_t = self.dtype.type(lr)
         losses = np.empty(n_samples, dtype=self.dtype)
-        backup = np.empty_like(self._params)
+        backup = self._backup  # shared with step(): parameters before the kernel call in flight
         chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
         # Each epoch runs in chunks of kernel calls: Ctrl-C, which Python only sees between
         # calls, then stops fit within a few ms with the model at a finished sample. Splitting
@@ -321,7 +321,7 @@ class MLP:
         kernel, so bit-identical) up to the first step with a non-finite loss or leaving a
         non-finite parameter, keep the parameters from before it, and raise."""
         self._params[...] = backup
-        before = backup.copy()
+        before = np.empty_like(backup)
         t = start
         while t < stop:
             before[...] = self._params
@@ -475,8 +475,7 @@ class MLP:
     def gradient(self, x: ArrayLike, y: ArrayLike) -> np.ndarray:
         """dLoss/dparams of one sample, a new ``(n_params,)`` array in the layout of ``params``."""
         x2 = V.check_x(x, self.layout.n_in, self.dtype)[None]
-        y2 = self._sample_target(y)
-        V._check_finite("y", y2[0])
+        y2 = self._sample_target(y)  # check_Y has checked it is finite
         n_units = self.layout.n_units
         zs, acts, deltas = (np.empty(n_units, self.dtype) for _ in range(3))
         grad = np.empty(self.n_params, dtype=self.dtype)

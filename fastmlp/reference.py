@@ -174,14 +174,27 @@ def gradient(
     y: np.ndarray,
 ) -> np.ndarray:
     """dloss/dparams for ONE sample x (n_in,), y (n_out,), flat in the layout of params."""
+    return _loss_and_gradient(layout, params, activations, loss, x, y)[1]
+
+
+def _loss_and_gradient(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> tuple[np.floating, np.ndarray]:
+    """One sample's loss and its gradient, from a single forward pass."""
     X, Y = x[None, :], y[None, :]
     zs, acts = forward(layout, params, activations, X)
+    loss_value = losses(loss, activations[-1], zs[-1], acts[-1], Y)[0]
     delta_out = output_delta(loss, activations[-1], zs[-1], acts[-1], Y)
     deltas = backward(layout, params, activations, zs, acts, delta_out)
     inputs = [X, *acts[:-1]]
     grad_W = [np.outer(d[0], a[0]) for d, a in zip(deltas, inputs, strict=True)]
     grad_b = [d[0] for d in deltas]
-    return layout.pack(grad_W, grad_b)
+    return loss_value, layout.pack(grad_W, grad_b)
 
 
 def sgd_step(
@@ -199,10 +212,8 @@ def sgd_step(
     float32 params under NumPy 2's promotion rules; a Python float already behaves this way).
     """
     lr = params.dtype.type(lr)
-    zs, acts = forward(layout, params, activations, x[None, :])
-    loss_value = losses(loss, activations[-1], zs[-1], acts[-1], y[None, :])[0]
-    new_params = params - lr * gradient(layout, params, activations, loss, x, y)
-    return new_params, loss_value
+    loss_value, grad = _loss_and_gradient(layout, params, activations, loss, x, y)
+    return params - lr * grad, loss_value
 
 
 def train_epoch(
@@ -250,8 +261,7 @@ def finite_difference_gradient(
         raise TypeError(f"finite differences need float64 params, got {params.dtype}.")
 
     def sample_loss(p: np.ndarray) -> float:
-        zs, acts = forward(layout, p, activations, x[None, :])
-        return float(losses(loss, activations[-1], zs[-1], acts[-1], y[None, :])[0])
+        return mean_loss(layout, p, activations, loss, x[None, :], y[None, :])
 
     grad = np.empty_like(params)
     for k in range(params.size):
