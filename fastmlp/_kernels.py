@@ -585,6 +585,175 @@ def sgd_step_if_finite(params, backup, meta, loss_code, X, Y, r, lr, zs, acts, d
     return loss
 
 
+# --- Training with optimizer state: momentum, Adam, weight decay, mini-batches, dropout --------
+# ``opts`` (uint64) and ``hyper`` (the params' dtype) hold the settings, indexed by these codes.
+SGD, ADAM = 0, 1
+OPT_OPTIMIZER, OPT_NESTEROV, OPT_BATCH_SIZE, OPT_DROP_THRESHOLD = 0, 1, 2, 3
+N_OPTS = 4
+H_LR, H_ALPHA, H_MOMENTUM, H_BETA1, H_BETA2, H_EPSILON, H_DROP_SCALE = 0, 1, 2, 3, 4, 5, 6
+N_HYPER = 7
+# splitmix64 (Steele, Lea & Flood 2014): a 64-bit counter hashed to 64 random bits; one uint64
+# of state, so dropout masks are drawn inside the kernel without allocating, reproducibly.
+SPLITMIX_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+SPLITMIX_M1 = np.uint64(0xBF58476D1CE4E5B9)
+SPLITMIX_M2 = np.uint64(0x94D049BB133111EB)
+DROP_BITS = 53  # a unit is dropped when the top 53 bits of a draw are < opts[OPT_DROP_THRESHOLD]
+
+
+@jit_inline
+def _splitmix64(rng):
+    """Next 64 random bits from the one-word state ``rng[0]`` (advanced in place)."""
+    s = rng[0] + SPLITMIX_GAMMA
+    rng[0] = s
+    z = (s ^ (s >> np.uint64(30))) * SPLITMIX_M1
+    z = (z ^ (z >> np.uint64(27))) * SPLITMIX_M2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit_inline
+def _forward_dropout(params, meta, X, r, zs, acts, xin, mask, threshold, scale, rng):
+    """Forward pass of ``X[r]`` with inverted dropout on the hidden levels.
+
+    ``acts`` keeps ``f(z)`` (the derivatives need it); ``xin`` holds what the next layer reads:
+    x at level 0, ``mask * f(z)`` at hidden levels, with ``mask`` 0 (probability ``threshold /
+    2^53``) or ``scale = 1 / (1 - p)``. ``threshold == 0`` means no dropout (``mask`` = 1).
+    Returns the softmax output's ``logsumexp(z)`` (else 0).
+    """
+    zero = zs.dtype.type(0.0)
+    one = zs.dtype.type(1.0)
+    shift = np.uint64(64 - DROP_BITS)
+    _load_input(meta, X, r, xin)
+    last = meta.shape[0] - 1
+    lse = zero
+    for l in range(meta.shape[0]):
+        _affine(params, meta, l, zs, xin)
+        u, n = meta[l, OUT_OFF], meta[l, N_OUT]
+        lse = _activate(meta[l, ACT], zs, acts, u, n)
+        if l != last:
+            for k in range(u, u + n):
+                m = one
+                if threshold != 0:
+                    m = zero if (_splitmix64(rng) >> shift) < threshold else scale
+                mask[k] = m
+                xin[k] = acts[k] * m
+    return lse
+
+
+@jit_inline
+def _accumulate_gradient(params, meta, zs, acts, xin, mask, deltas, weight, grad):
+    """Backward pass (output delta ready) with the dropout mask, adding ``weight`` times the
+    sample's gradient to ``grad``: ``dW_l += w delta_l xin_{l-1}^T``, ``db_l += w delta_l``."""
+    n_layers = meta.shape[0]
+    for k in range(n_layers - 1):
+        l = n_layers - 1 - k
+        _backprop_layer(params, meta, l, zs, acts, deltas)
+        src = meta[l, IN_OFF]
+        for i in range(src, src + meta[l, N_IN]):
+            deltas[i] *= mask[i]
+    for l in range(n_layers):
+        n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+        w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+        for j in range(n_out):
+            dj = weight * deltas[dst + j]
+            grad[b + j] += dj
+            row = w + j * n_in
+            for i in range(n_in):
+                grad[row + i] += dj * xin[src + i]
+
+
+@jit_inline
+def _apply_update(params, grad, vel, mom2, lo, hi, scale, decay, opts, hyper, c1, c2):
+    """Optimizer step on ``params[lo:hi]`` with gradient ``g = scale grad + decay params``.
+
+    SGD (scikit-learn's form): ``v = mu v - lr g``; ``p += v``, or with Nesterov
+    ``p += mu v - lr g``; momentum 0 is plain ``p -= lr g``. Adam (Kingma & Ba, Algorithm 1):
+    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``, ``p -= lr m_hat / (sqrt(v_hat) + eps)``
+    with ``c1 = lr / (1 - b1^t)``, ``c2 = 1 / (1 - b2^t)`` given.
+    """
+    one = params.dtype.type(1.0)
+    if np.int64(opts[OPT_OPTIMIZER]) == ADAM:
+        b1, b2, eps = hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPSILON]
+        for p in range(lo, hi):
+            g = scale * grad[p] + decay * params[p]
+            m = b1 * vel[p] + (one - b1) * g
+            v = b2 * mom2[p] + (one - b2) * (g * g)
+            vel[p] = m
+            mom2[p] = v
+            params[p] -= c1 * m / (np.sqrt(v * c2) + eps)
+    else:
+        lr, mu = hyper[H_LR], hyper[H_MOMENTUM]
+        if mu == params.dtype.type(0.0):
+            for p in range(lo, hi):
+                params[p] -= lr * (scale * grad[p] + decay * params[p])
+        elif opts[OPT_NESTEROV] != 0:
+            for p in range(lo, hi):
+                g = scale * grad[p] + decay * params[p]
+                v = mu * vel[p] - lr * g
+                vel[p] = v
+                params[p] += mu * v - lr * g
+        else:
+            for p in range(lo, hi):
+                v = mu * vel[p] - lr * (scale * grad[p] + decay * params[p])
+                vel[p] = v
+                params[p] += v
+
+
+@jit
+def train_epoch_opt(
+    params, meta, loss_code, X, Y, order, sample_weight, opts, hyper, powers, vel, mom2, grad,
+    rng, xin, mask, zs, acts, deltas, losses,
+):  # fmt: skip
+    """Mini-batch training over the rows ``X[order[t]]`` with momentum / Adam, L2 weight decay,
+    sample weights and dropout (the general path; ``train_epoch`` is plain online SGD).
+
+    Batches are ``order[t : t + batch_size]`` (the last may be shorter). Per batch of B rows:
+    ``grad = sum_r w_r grad_r`` (``w = sample_weight[r]``), then one optimizer step with the
+    gradient ``grad / B + alpha W`` (alpha on weights only, not biases), so a sample weight of
+    2 counts a sample twice in its batch's sum. ``losses[t]`` receives each sample's
+    (unweighted) loss, taken before its batch's update. State that persists between calls:
+    ``vel`` (momentum velocity, or Adam's first moment), ``mom2`` (Adam's second moment),
+    ``powers`` = ``(b1^t, b2^t)`` of Adam's bias corrections, ``rng`` (dropout's random
+    stream). ``grad`` (n_params), ``xin`` and ``mask`` (n_units) are workspace. Allocates
+    nothing.
+    """
+    n_steps = order.shape[0]
+    batch = np.int64(opts[OPT_BATCH_SIZE])
+    threshold = opts[OPT_DROP_THRESHOLD]
+    scale = hyper[H_DROP_SCALE]
+    alpha = hyper[H_ALPHA]
+    zero = params.dtype.type(0.0)
+    one = params.dtype.type(1.0)
+    adam = np.int64(opts[OPT_OPTIMIZER]) == ADAM
+    start = 0
+    while start < n_steps:
+        stop = min(start + batch, n_steps)
+        for p in range(params.shape[0]):
+            grad[p] = zero
+        count = zero
+        for t in range(start, stop):
+            r = order[t]
+            lse = _forward_dropout(params, meta, X, r, zs, acts, xin, mask, threshold, scale, rng)
+            losses[t] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
+            _accumulate_gradient(params, meta, zs, acts, xin, mask, deltas, sample_weight[r], grad)
+            count += one
+        inv = one / count
+        c1, c2 = hyper[H_LR], one
+        if adam:
+            powers[0] *= hyper[H_BETA1]
+            powers[1] *= hyper[H_BETA2]
+            c1 = hyper[H_LR] / (one - powers[0])
+            c2 = one / (one - powers[1])
+        for segment in range(2 * meta.shape[0]):  # W_0, b_0, W_1, b_1, ...: one inlined copy
+            l = segment >> 1
+            w, b = meta[l, W_OFF], meta[l, B_OFF]
+            is_bias = segment & 1
+            lo = b if is_bias else w
+            hi = b + meta[l, N_OUT] if is_bias else b
+            decay = zero if is_bias else alpha  # weight decay on weights only
+            _apply_update(params, grad, vel, mom2, lo, hi, inv, decay, opts, hyper, c1, c2)
+        start = stop
+
+
 # --- Validation helper ------------------------------------------------------------------------
 @jit
 def count_nonfinite(A):

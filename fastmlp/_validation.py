@@ -107,7 +107,22 @@ def _as_real_array(name: str, value: object, dtype: np.dtype) -> np.ndarray:
             f"{name} has dtype {arr.dtype}; expected a real numeric array "
             f"(it is converted to {dtype})."
         )
-    return np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d 1-d)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range -> inf, reported below
+        out = np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
+    if out.dtype.itemsize < arr.dtype.itemsize and arr.dtype.kind == "f":
+        overflow = np.isinf(out) & np.isfinite(arr)
+        if overflow.any():
+            raise ValueError(
+                f"{name} has {int(overflow.sum())} value(s) beyond the range of {dtype} "
+                f"(|x| > {np.finfo(dtype).max:.4g}), e.g. {arr[overflow].flat[0]!r}."
+            )
+    return _writeable(out)
+
+
+def _writeable(arr: np.ndarray) -> np.ndarray:
+    """``arr``, copied if it is read-only (a memmap, a broadcast view): Numba compiles a second
+    version of every kernel for read-only arrays (seconds each, per process without a cache)."""
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def _check_finite(name: str, arr: np.ndarray) -> None:
@@ -197,7 +212,7 @@ def check_Y(
                 f"{name} must lie in [0, 1] for loss={loss!r} (probabilities or one-hot), "
                 f"found values in [{lo}, {hi}]."
             )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return _writeable(np.ascontiguousarray(arr, dtype=dtype))
 
 
 def _check_labels(name: str, y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -95,17 +95,23 @@ def _labels(y: np.ndarray, path: str) -> np.ndarray:
 
 
 # --- commands ----------------------------------------------------------------------------------
-def _plot_curves(path: str, history: list[float], accuracy: list[float]) -> None:
+def _plot_curves(path: str, history: dict[str, list[float]], accuracy: list[float]) -> None:
+    """PNG (640 x 400) of the training (and validation) loss, and accuracy, per epoch."""
     plt = _pyplot()
     fig, ax1 = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    epochs = np.arange(1, len(history) + 1)
-    lines = ax1.plot(epochs, history, "o-", label="training loss")
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    lines = ax1.plot(epochs, history["loss"], "o-", label="training loss")
+    if history["val_loss"]:
+        lines += ax1.plot(epochs, history["val_loss"], "o:", label="validation loss")
     ax1.set_xlabel("epoch")
-    ax1.set_ylabel("mean training loss")
+    ax1.set_ylabel("mean loss")
     ax1.xaxis.get_major_locator().set_params(integer=True)
     if accuracy:
         ax2 = ax1.twinx()
         lines += ax2.plot(epochs, accuracy, "s--", color="tab:orange", label="training accuracy")
+        if history["val_accuracy"]:
+            lines += ax2.plot(epochs, history["val_accuracy"], "s:", color="tab:red",
+                              label="validation accuracy")  # fmt: skip
         ax2.set_ylabel("accuracy")
     ax1.legend(lines, [ln.get_label() for ln in lines], loc="center right")
     fig.tight_layout()
@@ -150,29 +156,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     net = MLP(sizes, hidden=args.hidden, output=args.output, loss=loss, seed=args.seed,
               dtype=args.dtype)  # fmt: skip
-    net.fit(X[:1], y[:1], lr=1e-12)  # compile (or load cached) kernels: ~no update
+    warm = {"batch_size": args.batch_size, "momentum": args.momentum}
+    try:  # compile (or load cached) kernels: ~no update, on a model thrown away
+        net.fit(X[:1], y[:1], lr=1e-12, **warm)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc)) from exc
     net = MLP(sizes, hidden=args.hidden, output=args.output, loss=loss, seed=args.seed,
               dtype=args.dtype)  # fmt: skip
     print(f"{net}: {net.n_params} parameters; kernels ready in {time.perf_counter() - t0:.2f} s")
-    print(f"{'epoch':>5} {'loss':>9} {'train acc':>9} {'test acc':>9} {'samples/s':>11}")
+    fit_kwargs: dict = {"batch_size": args.batch_size, "momentum": args.momentum}
+    if args.val_fraction:
+        if not 0 < args.val_fraction < 1:
+            raise CLIError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+        n_val = int(np.ceil(len(y) * args.val_fraction))
+        if n_val >= len(y):
+            raise CLIError(f"--val-fraction {args.val_fraction} leaves no training data")
+        perm = np.random.default_rng(args.seed).permutation(len(y))
+        fit_kwargs["validation_data"] = (X[perm[:n_val]], y[perm[:n_val]])
+        X, y = X[perm[n_val:]], y[perm[n_val:]]
+        print(f"validation: {n_val} of the training samples held out")
+    print(f"{'epoch':>5} {'loss':>9} {'val loss':>9} {'train acc':>9} {'val acc':>9} "
+          f"{'test acc':>9} {'samples/s':>11}")  # fmt: skip
     accuracy = []
+    nan = float("nan")
+    logs: dict[str, float] = {}
     for epoch in range(1, args.epochs + 1):
-        t = time.perf_counter()
-        net.fit(X, y, epochs=1, lr=args.lr)
-        rate = len(y) / (time.perf_counter() - t)
-        train_acc = float(np.mean(net.predict_classes(X) == y)) if classify else float("nan")
+        try:
+            net.fit(X, y, epochs=1, lr=args.lr, callback=lambda _, new: logs.update(new),
+                    **fit_kwargs)  # fmt: skip
+        except (ValueError, TypeError) as exc:
+            raise CLIError(str(exc)) from exc
+        h = net.history_
+        rate = logs["samples_per_s"]
+        train_acc = float(np.mean(net.predict_classes(X) == y)) if classify else nan
         test_acc = (
-            float(np.mean(net.predict_classes(X_test) == y_test))
-            if X_test is not None
-            else float("nan")
+            float(np.mean(net.predict_classes(X_test) == y_test)) if X_test is not None else nan
         )
         accuracy.append(train_acc)
-        print(f"{epoch:5d} {net.history_[-1]:9.4f} {train_acc:9.4f} {test_acc:9.4f} {rate:11,.0f}")
+        val_loss = h["val_loss"][-1] if h["val_loss"] else nan
+        val_acc = h["val_accuracy"][-1] if h["val_accuracy"] else nan
+        print(f"{epoch:5d} {h['loss'][-1]:9.4f} {val_loss:9.4f} {train_acc:9.4f} {val_acc:9.4f} "
+              f"{test_acc:9.4f} {rate:11,.0f}")  # fmt: skip
     if X_test is not None:
         test_acc = float(np.mean(net.predict_classes(X_test) == y_test))
         print(f"test accuracy: {test_acc:.4f}")
     else:
-        print(f"final training loss: {net.history_[-1]:.4f}")
+        print(f"final training loss: {net.history_['loss'][-1]:.4f}")
     if args.save:
         net.save(args.save)
         print(f"saved {args.save}")
@@ -271,9 +300,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"loss:        {net.loss_name}")
     print(f"parameters:  {net.n_params:,}")
     print(f"dtype:       {net.dtype}")
-    print(f"trained:     {len(net.history_)} epoch(s), {net.n_updates_:,} updates")
-    if net.history_:
-        print(f"last loss:   {net.history_[-1]:.6f}")
+    print(f"trained:     {len(net.history_['loss'])} epoch(s), {net.n_updates_:,} updates")
+    if net.history_["loss"]:
+        print(f"last loss:   {net.history_['loss'][-1]:.6f}")
     return 0
 
 
@@ -292,6 +321,10 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", help="default: cross_entropy / binary_cross_entropy / mse")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--batch-size", type=int, default=1, help="samples per update (default 1)")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of the training data for validation")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("--target", help="label column of a CSV: header name or 0-based index")

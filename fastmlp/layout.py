@@ -145,3 +145,20 @@ class Layout:
                 f"params has shape {params.shape}, expected ({self.n_params},) "
                 f"for sizes {self.sizes}."
             )
+
+
+# LLVM guards a vectorised loop that stores into one array while reading another with a runtime
+# check that the two lie at least one vector block apart; when they don't (small arrays that
+# NumPy happened to place next to each other) it runs the scalar loop instead, whose reduction
+# order differs. The same computation then differs in its last bits depending on where memory
+# was allocated (seen: two identical float32 runs 3e-7 apart). Every buffer a kernel writes is
+# therefore allocated with this much memory of its own on both sides, so no other array is ever
+# that close to it.
+BUFFER_PAD_BYTES = 4096
+
+
+def work_buffer(n: int, dtype: np.dtype) -> np.ndarray:
+    """A zeroed ``(n,)`` array of ``dtype`` with ``BUFFER_PAD_BYTES`` of padding on each side."""
+    dtype = np.dtype(dtype)
+    pad = -(-BUFFER_PAD_BYTES // dtype.itemsize)
+    return np.zeros(n + 2 * pad, dtype=dtype)[pad : pad + n]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,9 +15,10 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _kernels as K
 from . import _validation as V
-from . import persistence
+from . import optim, persistence
 from .errors import DivergenceError
-from .layout import Layout
+from .layout import Layout, work_buffer
+from .progress import Progress
 
 __all__ = ["MLP"]
 
@@ -40,6 +42,20 @@ _LOSS_CODES = {
 _UPDATES_PER_CHUNK = 1 << 24
 # predict() goes parallel above this many multiply-adds (a thread pool costs ~0.1-0.2 ms).
 _PARALLEL_PREDICT_WORK = 1 << 22
+
+
+def new_history() -> dict[str, list[float]]:
+    """An empty ``history_``."""
+    return {"loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
+
+
+def _mean_loss(losses: np.ndarray, weights: np.ndarray | None, order: np.ndarray) -> float:
+    """Mean of an epoch's per-sample losses, weighted by ``weights[order]`` when given."""
+    if weights is None:
+        return float(np.mean(losses, dtype=np.float64))
+    w = weights[order].astype(np.float64)
+    total = w.sum()
+    return float(np.dot(w, losses) / total) if total > 0 else float(np.mean(losses))
 
 
 class MLP:
@@ -76,11 +92,17 @@ class MLP:
         ``weights[l]`` is a ``(n_out, n_in)`` view into ``params``; writing to it changes the model.
     biases : list of ndarray
         ``biases[l]`` is a ``(n_out,)`` view into ``params``.
-    history_ : list of float
-        Mean training loss of each epoch of ``fit`` (each sample's loss is taken in its forward
-        pass, just before its update, as scikit-learn's ``loss_curve_``).
+    history_ : dict of str to list of float
+        Per epoch of ``fit`` (Keras' ``History.history`` names): ``loss``, the mean training
+        loss (each sample's loss taken in its forward pass, just before its update, as
+        scikit-learn's ``loss_curve_``; without the weight-decay term); ``lr``, the learning
+        rate used; ``val_loss`` and ``val_accuracy`` (sigmoid/softmax outputs) when there is
+        validation data.
     n_updates_ : int
-        Number of SGD updates applied so far.
+        Number of parameter updates applied so far (one per sample in online SGD, one per
+        batch with ``batch_size > 1``).
+    n_samples_seen_ : int
+        Number of training samples processed so far (scikit-learn's ``t_``).
 
     Examples
     --------
@@ -157,14 +179,16 @@ class MLP:
             ],
             dtype=np.uint64,
         )
-        self._params = np.zeros(lay.n_params, dtype=self.dtype)
+        self._params = work_buffer(lay.n_params, self.dtype)
         self.weights = lay.weights(self._params)
         self.biases = lay.biases(self._params)
-        self._zs, self._acts, self._deltas = (np.zeros(lay.n_units, self.dtype) for _ in range(3))
+        units = [work_buffer(lay.n_units, self.dtype) for _ in range(5)]
+        self._zs, self._acts, self._deltas, self._xin, self._mask = units
         self._rng = np.random.default_rng(seed)
         self._initialise(self._rng)
-        self.history_: list[float] = []
+        self.history_: dict[str, list[float]] = new_history()
         self.n_updates_ = 0
+        self.n_samples_seen_ = 0
         # for step()'s fast path
         self._x_shape, self._y_shape = (lay.n_in,), (lay.n_out,)
         self._unit_strides = (self.dtype.itemsize,)
@@ -173,6 +197,8 @@ class MLP:
         self._lr_max = float(np.finfo(self.dtype).max)
         self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
         self._backup = np.empty_like(self._params)  # fit/step roll back a diverging update
+        self._optimizer_state = optim.OptimizerState(lay.n_params, self.dtype, seed)
+        self._workspace = np.empty(0, self.dtype)  # the general kernel's gradient buffer
 
     # --- layout ----------------------------------------------------------------------------------
     @property
@@ -211,6 +237,36 @@ class MLP:
             self.weights[l][...] = rng.uniform(-limit, limit, size=(n_out, n_in))
             self.biases[l][...] = 0
 
+    # --- pickling (joblib, multiprocessing, GridSearchCV(n_jobs=...)) -----------------------------
+    def __getstate__(self) -> dict:
+        """The constructor's arguments and the trained state; buffers and views are rebuilt on
+        unpickling (pickling the views would cut them loose from ``params``)."""
+        opt = self._optimizer_state
+        return {
+            "args": (self.layer_sizes, list(self.hidden), self.output, self.loss_name,
+                     self.init, self.seed, self.dtype.name),
+            "params": self.params.copy(),
+            "history": {key: list(values) for key, values in self.history_.items()},
+            "counts": (self.n_updates_, self.n_samples_seen_),
+            "rng": self._rng.bit_generator.state,
+            "optimizer": (opt.optimizer, opt.velocity.copy(), opt.moment2.copy(),
+                          opt.powers.copy(), opt.rng.copy()),
+        }  # fmt: skip
+
+    def __setstate__(self, state: dict) -> None:
+        sizes, hidden, output, loss, init, seed, dtype = state["args"]
+        self.__init__(sizes, hidden, output, loss, init, seed, dtype)
+        self.params = state["params"]
+        self.history_ = state["history"]
+        self.n_updates_, self.n_samples_seen_ = state["counts"]
+        self._rng.bit_generator.state = state["rng"]
+        opt = self._optimizer_state
+        opt.optimizer, velocity, moment2, opt.powers, opt.rng = state["optimizer"]
+        opt.velocity = work_buffer(velocity.shape[0], self.dtype)
+        opt.velocity[...] = velocity
+        opt.moment2 = work_buffer(moment2.shape[0], self.dtype)
+        opt.moment2[...] = moment2
+
     def __repr__(self) -> str:
         return (
             f"MLP({self.layer_sizes}, hidden={list(self.hidden)}, output={self.output!r}, "
@@ -226,8 +282,31 @@ class MLP:
         lr: float = 0.01,
         shuffle: bool = True,
         seed: int | None = None,
+        *,
+        batch_size: int = 1,
+        optimizer: str = "sgd",
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        alpha: float = 0.0,
+        schedule: str = "constant",
+        power_t: float = 0.5,
+        step_size: int = 10,
+        gamma: float = 0.1,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        dropout: float = 0.0,
+        sample_weight: ArrayLike | None = None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        tol: float = 1e-4,
+        restore_best: bool = True,
+        callback: Callable[[int, dict[str, float]], object] | None = None,
+        progress: bool = False,
     ) -> MLP:
-        """Train by online SGD: one update per sample, ``epochs`` passes over the data.
+        """Train for ``epochs`` passes over the data: online SGD by default (one update per
+        sample); mini-batches, momentum, Adam, weight decay and dropout on request.
 
         Parameters
         ----------
@@ -236,121 +315,338 @@ class MLP:
         Y : array_like (n_samples, n_out) or (n_samples,)
             Targets; for a softmax output also integer class labels in ``[0, n_out)``.
         epochs : int, default 1
+            Maximum number of epochs (early stopping may end sooner).
         lr : float, default 0.01
-            Learning rate, > 0.
+            Learning rate, > 0 (the start value of a schedule).
         shuffle : bool, default True
             Visit the samples in a new random order each epoch (else in the given order).
         seed : int or None
-            Seed of the shuffling for this call; None continues the model's own random
-            stream (seeded by the constructor's ``seed``).
+            Seed of the shuffling (and of the ``validation_fraction`` split) for this call;
+            None continues the model's own random stream (seeded by the constructor's ``seed``).
+        batch_size : int, default 1
+            Samples per update. Each update uses ``(1/B) sum_r w_r grad_r`` over the B samples
+            of the batch (the last batch of an epoch may be shorter).
+        optimizer : {"sgd", "adam"}, default "sgd"
+        momentum : float in [0, 1), default 0
+            SGD momentum, scikit-learn's form: ``v = momentum v - lr g``, ``p += v``.
+        nesterov : bool, default False
+            Nesterov momentum: ``p += momentum v - lr g`` after the velocity update.
+        alpha : float >= 0, default 0
+            L2 weight decay on the weights (never the biases): ``g += alpha W`` per update
+            (PyTorch's ``weight_decay``; scikit-learn's ``alpha`` is this times ``batch_size``).
+        schedule : {"constant", "invscaling", "step", "adaptive"}, default "constant"
+            Learning rate per epoch: ``invscaling`` is ``lr / (t + 1)^power_t`` with t the
+            samples seen so far (scikit-learn's); ``step`` is ``lr * gamma^(epoch // step_size)``
+            (PyTorch's StepLR, epochs of this model counted from 0); ``adaptive`` divides lr by 5
+            whenever the monitored loss has not improved by ``tol`` for ``patience`` epochs
+            (10 if ``patience`` is None) and stops when lr would drop below 1e-6
+            (scikit-learn's).
+        power_t, step_size, gamma : schedule parameters, defaults 0.5, 10, 0.1.
+        beta1, beta2, epsilon : Adam's parameters, defaults 0.9, 0.999, 1e-8 (scikit-learn's
+            and PyTorch's). Update ``p -= lr m_hat / (sqrt(v_hat) + epsilon)``.
+        dropout : float in [0, 1), default 0
+            Inverted dropout on every hidden layer during training: each hidden activation is
+            zeroed with this probability and the others scaled by ``1 / (1 - dropout)``.
+            The masks are drawn inside the kernel from the model's own stream (seeded by the
+            constructor's ``seed``), so a run is reproducible. ``predict`` uses no dropout.
+        sample_weight : array_like (n_samples,), optional
+            Non-negative weight per sample, multiplying its gradient (a weight of 2 counts the
+            sample twice in its batch's sum; 0 ignores it). The epoch loss in ``history_`` is
+            then the weighted mean.
+        validation_data : (X_val, Y_val), optional
+            Evaluated after each epoch: ``history_["val_loss"]`` and, for sigmoid/softmax
+            outputs, ``history_["val_accuracy"]``.
+        validation_fraction : float in [0, 1), default 0
+            Instead of ``validation_data``: hold out this fraction of the rows (at random,
+            from the shuffling stream) for validation.
+        patience : int or None, default None
+            Early stopping: stop when the monitored loss (validation loss if there is
+            validation data, else the training loss) has not improved by more than ``tol``
+            for ``patience`` consecutive epochs (Keras' EarlyStopping). None: no early stopping.
+        tol : float >= 0, default 1e-4
+        restore_best : bool, default True
+            With ``patience``: end with the parameters of the best epoch (the optimizer state
+            stays as it was at the end).
+        callback : callable(epoch, logs), optional
+            Called after each epoch with its 0-based index and a dict of ``loss``, ``lr``,
+            ``samples_per_s`` and (with validation data) ``val_loss``, ``val_accuracy``.
+            Returning a true value stops training.
+        progress : bool, default False
+            Show a progress bar per epoch (tqdm when installed, else a line per epoch on
+            stderr).
 
         Returns
         -------
         self
-            ``history_`` gains one mean training loss per epoch.
+            ``history_`` gains one entry per epoch in each of its lists.
 
         Raises
         ------
         ValueError, TypeError
-            On bad shapes, dtypes, non-finite values, labels out of range, ``lr <= 0`` or
-            ``epochs < 1``; the model is unchanged then.
+            On bad shapes, dtypes, non-finite values, labels out of range or bad settings; the
+            model is unchanged then.
         DivergenceError
             If a loss or parameter becomes NaN/inf; the model keeps its last finite
             parameters (from just before the offending update) and ``n_updates_`` counts the
             updates it holds; ``history_`` has the finished epochs.
         KeyboardInterrupt
             Re-raised within a few ms of Ctrl-C; the model holds the parameters of a finished
-            sample and ``n_updates_`` counts them.
+            update and ``n_updates_`` counts them.
         """
         epochs = V.check_positive_int("epochs", epochs)
         lr = V.check_lr(lr, self.dtype)
+        settings = optim.Settings(
+            lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
+            nesterov=nesterov, alpha=alpha, beta1=beta1, beta2=beta2, epsilon=epsilon,
+            dropout=dropout, schedule=schedule, power_t=power_t, step_size=step_size, gamma=gamma,
+        )  # fmt: skip
         X = V.check_X(X, self.layout.n_in, self.dtype)
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
+        weights = None
+        if sample_weight is not None:
+            weights = optim.check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        if patience is not None:
+            patience = V.check_positive_int("patience", patience)
+        tol = optim.check_non_negative("tol", tol)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        n_samples = X.shape[0]
-        lr_t = self.dtype.type(lr)
-        losses = np.empty(n_samples, dtype=self.dtype)
-        backup = self._backup  # shared with step(): parameters before the kernel call in flight
-        chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
-        # Each epoch runs in chunks of kernel calls: Ctrl-C, which Python only sees between
-        # calls, then stops fit within a few ms with the model at a finished sample. Splitting
-        # an epoch into calls does not change the result (tested bit for bit).
-        pending = 0  # steps of the kernel call in flight, not yet counted in n_updates_
+        X, Y, weights, X_val, Y_val = self._split_validation(
+            X, Y, weights, validation_data, validation_fraction, rng
+        )
+        has_val = X_val is not None
+        monitor_patience = patience or (10 if schedule == "adaptive" else None)
+        best, wait, best_params = math.inf, 0, None
+        current_lr = lr
+        bar = Progress(epochs, X.shape[0]) if progress else None
         try:
             for epoch in range(epochs):
-                order = rng.permutation(n_samples) if shuffle else np.arange(n_samples)
-                for start in range(0, n_samples, chunk):
-                    stop = min(n_samples, start + chunk)
-                    backup[...] = self._params
-                    losses[stop - 1] = -1.0  # sentinel: a finished call writes a loss >= 0
-                    pending = stop - start
-                    K.train_epoch(
-                        self._params, self._meta, self._loss_code, X, Y, order[start:stop],
-                        lr_t, self._zs, self._acts, self._deltas, losses[start:stop],
-                    )  # fmt: skip
-                    self.n_updates_ += pending
-                    pending = 0
-                    if K.count_nonfinite(losses[None, start:stop]) or K.count_nonfinite(
-                        self._params[None]
-                    ):
-                        self._rewind_and_raise(
-                            backup, X, Y, order, start, stop, lr_t, losses, epoch
-                        )
-                self.history_.append(float(np.mean(losses, dtype=np.float64)))
+                if schedule != "adaptive":
+                    current_lr = optim.scheduled_lr(
+                        settings, len(self.history_["loss"]), self.n_samples_seen_
+                    )
+                order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
+                started = time.perf_counter()
+                losses = self._train_epoch(X, Y, weights, order, current_lr, settings, epoch)
+                seconds = time.perf_counter() - started
+                logs = {
+                    "loss": _mean_loss(losses, weights, order),
+                    "lr": current_lr,
+                    "samples_per_s": X.shape[0] / seconds if seconds > 0 else math.inf,
+                }
+                if has_val:
+                    logs["val_loss"], accuracy = self._evaluate(X_val, Y_val)
+                    if accuracy is not None:
+                        logs["val_accuracy"] = accuracy
+                for key in ("loss", "lr", "val_loss", "val_accuracy"):
+                    if key in logs:
+                        self.history_[key].append(logs[key])
+                if bar is not None:
+                    bar.update(epoch, logs)
+                stop = bool(callback(epoch, dict(logs))) if callback is not None else False
+                if monitor_patience is not None:
+                    monitored = logs["val_loss"] if has_val else logs["loss"]
+                    if monitored < best - tol:
+                        best, wait = monitored, 0
+                        if patience is not None and restore_best:
+                            best_params = self._params.copy()
+                    else:
+                        wait += 1
+                    if wait >= monitor_patience:
+                        if schedule == "adaptive":
+                            wait = 0
+                            current_lr /= optim.ADAPTIVE_DIVISOR
+                            stop |= current_lr < optim.ADAPTIVE_MIN_LR
+                        else:
+                            stop = True
+                if stop:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        if best_params is not None:
+            self._params[...] = best_params
+        return self
+
+    def _split_validation(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        weights: np.ndarray | None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None,
+        validation_fraction: float,
+        rng: np.random.Generator,
+    ) -> tuple:
+        """``(X, Y, weights, X_val, Y_val)``: validation data checked, or split off X."""
+        fraction = optim.check_fraction("validation_fraction", validation_fraction)
+        if validation_data is not None:
+            if fraction:
+                raise ValueError("give validation_data or validation_fraction, not both.")
+            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+                raise TypeError(
+                    "validation_data must be a pair (X_val, Y_val), got "
+                    f"{type(validation_data).__name__}."
+                )
+            X_val = V.check_X(validation_data[0], self.layout.n_in, self.dtype, "X_val")
+            Y_val = V.check_Y(
+                validation_data[1], X_val.shape[0], self.layout.n_out, self.output,
+                self.loss_name, self.dtype, name="Y_val",
+            )  # fmt: skip
+            return X, Y, weights, X_val, Y_val
+        if not fraction:
+            return X, Y, weights, None, None
+        n_samples = X.shape[0]
+        n_val = math.ceil(n_samples * fraction)
+        if n_val >= n_samples:
+            raise ValueError(
+                f"validation_fraction={validation_fraction} of {n_samples} samples leaves no "
+                "training data."
+            )
+        perm = rng.permutation(n_samples)
+        val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        weights = None if weights is None else weights[train]
+        return X[train], Y[train], weights, X[val], Y[val]
+
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float | None]:
+        """Mean loss on validated ``(X, Y)``, and accuracy for sigmoid/softmax outputs."""
+        n_units = self.layout.n_units
+        zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
+        losses = np.empty(X.shape[0], dtype=self.dtype)
+        K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
+        loss = float(np.mean(losses, dtype=np.float64))
+        if self.output == "identity":
+            return loss, None
+        out = np.empty_like(Y)
+        K.predict_batch(self._params, self._meta, X, out, zs, acts)
+        if self.output == "softmax":
+            return loss, float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
+        return loss, float(np.mean((out >= 0.5) == (Y >= 0.5)))
+
+    def _train_epoch(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        weights: np.ndarray | None,
+        order: np.ndarray,
+        lr: float,
+        settings: optim.Settings,
+        epoch: int,
+    ) -> np.ndarray:
+        """One epoch over ``X[order]`` in chunks of kernel calls; returns per-sample losses.
+
+        Each epoch runs in chunks: Ctrl-C, which Python only sees between kernel calls, then
+        stops within a few ms with the model at a finished update. Splitting an epoch into
+        calls does not change the result (tested bit for bit). Plain online SGD runs the fused
+        ``train_epoch`` kernel; anything else the general ``train_epoch_opt``.
+        """
+        n_samples = order.shape[0]
+        plain = settings.is_plain_sgd and weights is None
+        batch = settings.batch_size
+        losses = np.empty(n_samples, dtype=self.dtype)
+        chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
+        state = self._optimizer_state
+        if plain:
+            args = (self.dtype.type(lr),)
+        else:
+            chunk = max(batch, chunk // batch * batch)  # chunks end on batch boundaries
+            state.prepare(settings.optimizer)
+            opts, hyper = settings.kernel_arrays(self.dtype, lr)
+            if weights is None:
+                weights = np.ones(X.shape[0], dtype=self.dtype)
+            if self._workspace.shape[0] != self.n_params:
+                self._workspace = work_buffer(self.n_params, self.dtype)
+            args = (weights, opts, hyper, state.powers, state.velocity, state.moment2,
+                    self._workspace, state.rng, self._xin, self._mask)  # fmt: skip
+        backup = self._backup  # shared with step(): parameters before the kernel call in flight
+        pending = 0  # updates of the kernel call in flight, not yet counted in n_updates_
+        try:
+            for start in range(0, n_samples, chunk):
+                stop = min(n_samples, start + chunk)
+                backup[...] = self._params
+                snapshot = None if plain else state.snapshot()
+                losses[stop - 1] = -1.0  # sentinel: a finished call writes a loss >= 0
+                pending = -(-(stop - start) // batch)
+                self._run_kernel(plain, X, Y, order[start:stop], args, losses[start:stop])
+                self.n_updates_ += pending
+                self.n_samples_seen_ += stop - start
+                pending = 0
+                if K.count_nonfinite(losses[None, start:stop]) or K.count_nonfinite(
+                    self._params[None]
+                ):
+                    self._rewind_and_raise(
+                        plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
+                    )
         except KeyboardInterrupt:
             # The interrupt can surface just after a kernel call returned (CPython checks for
             # signals after C calls), before it was counted: the sentinel tells if it ran.
             if pending and losses[stop - 1] != -1.0:
                 self.n_updates_ += pending
+                self.n_samples_seen_ += stop - start
             raise
-        return self
+        return losses
+
+    def _run_kernel(self, plain: bool, X, Y, order, args, losses) -> None:
+        """One call of the training kernel over ``X[order]`` (``args``: see ``_train_epoch``)."""
+        zs, acts, deltas = self._zs, self._acts, self._deltas
+        if plain:
+            K.train_epoch(
+                self._params, self._meta, self._loss_code, X, Y, order, args[0], zs, acts,
+                deltas, losses,
+            )  # fmt: skip
+        else:
+            K.train_epoch_opt(
+                self._params, self._meta, self._loss_code, X, Y, order, *args, zs, acts,
+                deltas, losses,
+            )  # fmt: skip
 
     def _rewind_and_raise(
-        self,
-        backup: np.ndarray,
-        X: np.ndarray,
-        Y: np.ndarray,
-        order: np.ndarray,
-        start: int,
-        stop: int,
-        lr_t: np.floating,
-        losses: np.ndarray,
-        epoch: int,
+        self, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
     ) -> None:
-        """A chunk produced NaN/inf: replay it from ``backup`` one step at a time (the same
-        kernel, so bit-identical) up to the first step with a non-finite loss or leaving a
-        non-finite parameter, keep the parameters from before it, and raise."""
-        self._params[...] = backup
-        before = np.empty_like(backup)
+        """A chunk produced NaN/inf: replay it from the backup one update at a time (the same
+        kernel, so bit-identical) up to the first update with a non-finite loss or leaving a
+        non-finite parameter, keep the state from before it, and raise."""
+        state = self._optimizer_state
+        self._params[...] = self._backup
+        if not plain:
+            state.restore(snapshot)
+        before = np.empty_like(self._params)
         t = start
         while t < stop:
             before[...] = self._params
-            K.train_epoch(
-                self._params, self._meta, self._loss_code, X, Y, order[t : t + 1], lr_t,
-                self._zs, self._acts, self._deltas, losses[t : t + 1],
-            )  # fmt: skip
-            if not np.isfinite(losses[t]) or K.count_nonfinite(self._params[None]):
+            saved = None if plain else state.snapshot()
+            end = min(t + batch, stop)
+            self._run_kernel(plain, X, Y, order[t:end], args, losses[t:end])
+            if K.count_nonfinite(losses[None, t:end]) or K.count_nonfinite(self._params[None]):
                 self._params[...] = before
+                if not plain:
+                    state.restore(saved)
                 break
-            t += 1
+            t = end
         t = min(t, stop - 1)
-        self.n_updates_ -= stop - t
-        raise DivergenceError(epoch + 1, t, int(order[t]), float(lr_t), len(order))
+        self.n_updates_ -= -(-(stop - t) // batch)
+        self.n_samples_seen_ -= stop - t
+        raise DivergenceError(epoch + 1, t, int(order[t]), float(lr), len(order))
 
-    def step(self, x: ArrayLike, y: ArrayLike, lr: float = 0.01) -> float:
+    def step(
+        self, x: ArrayLike, y: ArrayLike, lr: float = 0.01, sample_weight: float | None = None
+    ) -> float:
         """One online SGD update on one sample; returns its loss (taken before the update).
 
         ``x`` has shape ``(n_in,)``; ``y`` shape ``(n_out,)``, a scalar for one output, or an
         integer class label for a softmax output. Validated like ``fit`` (a fast path handles
         arrays that already have the model's dtype), so a bad sample leaves the model unchanged.
         If the loss is not finite or the update would make a parameter NaN/inf, the update is
-        rolled back and ``DivergenceError`` raised.
+        rolled back and ``DivergenceError`` raised. ``sample_weight`` (>= 0) scales the
+        sample's gradient (the step is taken with ``lr * sample_weight``). Always plain SGD:
+        ``fit``'s optimizer settings do not apply here.
         """
         # Fast path (this is the streaming API, called once per sample): arrays that already
         # have the model's dtype and shape skip the general conversion; finiteness of x and y
         # is checked inside the kernel, which then updates nothing and returns NaN.
         if type(lr) is not float or not 0.0 < lr < self._lr_max:
             lr = V.check_lr(lr, self.dtype)
+        if sample_weight is not None:
+            lr *= optim.check_non_negative("sample_weight", sample_weight)
         dtype = self.dtype
         if type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape:
             x2 = x[None] if x.strides == self._unit_strides else self._sample_input(x)
@@ -372,6 +668,7 @@ class MLP:
             V._check_finite("y", y2[0])
             raise DivergenceError(0, 0, 0, lr, 1, streaming=True)
         self.n_updates_ += 1
+        self.n_samples_seen_ += 1
         return float(loss)
 
     def _typed_lr(self, lr: float) -> float | np.floating:
@@ -445,7 +742,7 @@ class MLP:
 
     def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
         # Workspace per call, so several threads may predict with one model at once.
-        zs, acts = (np.empty(self.layout.n_units, self.dtype) for _ in range(2))
+        zs, acts = (work_buffer(self.layout.n_units, self.dtype) for _ in range(2))
         K.predict_batch(self._params, self._meta, X, out, zs, acts)
 
     def predict_classes(self, X: ArrayLike) -> np.ndarray:
@@ -467,7 +764,7 @@ class MLP:
         X = V.check_X(X, self.layout.n_in, self.dtype)
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
         n_units = self.layout.n_units
-        zs, acts, deltas = (np.empty(n_units, self.dtype) for _ in range(3))
+        zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
         losses = np.empty(X.shape[0], dtype=self.dtype)
         K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
         return float(np.mean(losses, dtype=np.float64))
@@ -477,8 +774,8 @@ class MLP:
         x2 = V.check_x(x, self.layout.n_in, self.dtype)[None]
         y2 = self._sample_target(y)  # check_Y has checked it is finite
         n_units = self.layout.n_units
-        zs, acts, deltas = (np.empty(n_units, self.dtype) for _ in range(3))
-        grad = np.empty(self.n_params, dtype=self.dtype)
+        zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
+        grad = work_buffer(self.n_params, self.dtype)
         K.sample_gradient(
             self._params, self._meta, self._loss_code, x2, y2, 0, zs, acts, deltas, grad
         )

@@ -1,6 +1,6 @@
 """Saving and loading models: a documented ``.npz`` format, no pickle, atomic writes.
 
-Format version 1 (every entry a NumPy array; strings are unicode arrays)::
+Format version 2 (every entry a NumPy array; strings are unicode arrays)::
 
     format          "fastmlp-mlp"
     format_version  1
@@ -10,9 +10,18 @@ Format version 1 (every entry a NumPy array; strings are unicode arrays)::
     seed            int64; -1 when the model was built with seed=None
     params          (n_params,) in ``dtype``: the flat parameter buffer (see fastmlp.layout)
     n_updates       int64: SGD updates applied so far
-    history         float64 (n_epochs,): the loss curve
+    n_samples_seen  int64: training samples processed so far                     (version 2)
+    history         str: JSON of ``history_`` ({"loss": [...], "val_loss": [...], ...});
+                    version 1 stored the loss curve alone as float64 (n_epochs,)
     rng_state       str: JSON of the NumPy bit generator's state (the shuffling stream), so a
                     resumed ``fit`` visits samples in the same order as an uninterrupted one
+    optimizer       str: "sgd" or "adam", what the optimizer state belongs to      (version 2)
+    velocity        (n_params,) or (0,): momentum velocity / Adam's first moment   (version 2)
+    moment2         (n_params,) or (0,): Adam's second moment                     (version 2)
+    powers          (2,): beta1^t, beta2^t of Adam's bias corrections             (version 2)
+    dropout_rng     uint64 (1,): the dropout stream's state                       (version 2)
+
+Version 1 files still load (with fresh optimizer state).
 
 Writes go to a temporary file in the target's directory, are flushed and fsync'ed, then
 renamed over the target (``os.replace`` is atomic on POSIX and Windows): a crash or kill
@@ -32,23 +41,28 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .layout import work_buffer
+
 if TYPE_CHECKING:
     from .model import MLP
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save", "load"]
 
 FORMAT = "fastmlp-mlp"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _KEYS = {
     "format", "format_version", "layer_sizes", "activations", "loss", "init", "dtype", "seed",
     "params", "n_updates", "history", "rng_state",
 }  # fmt: skip
+_KEYS_V2 = _KEYS | {"n_samples_seen", "optimizer", "velocity", "moment2", "powers", "dropout_rng"}
+_HISTORY_KEYS = ("loss", "val_loss", "val_accuracy", "lr")
 
 
 def save(model: MLP, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring for the format)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    state = model._optimizer_state
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -60,8 +74,14 @@ def save(model: MLP, path: str | os.PathLike[str]) -> None:
         "seed": np.array(-1 if model.seed is None else model.seed, dtype=np.int64),
         "params": model.params,
         "n_updates": np.array(model.n_updates_, dtype=np.int64),
-        "history": np.array(model.history_, dtype=np.float64),
+        "n_samples_seen": np.array(model.n_samples_seen_, dtype=np.int64),
+        "history": np.array(json.dumps(model.history_)),
         "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),
+        "optimizer": np.array(state.optimizer),
+        "velocity": state.velocity,
+        "moment2": state.moment2,
+        "powers": state.powers,
+        "dropout_rng": state.rng,
     }
     fd, tmp = tempfile.mkstemp(prefix=".fastmlp-save-", suffix=".tmp", dir=directory)
     try:
@@ -111,7 +131,7 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
         )
     if version < 1:
         raise bad(f"unknown format version {version}")
-    missing = sorted(_KEYS - set(arrays))
+    missing = sorted((_KEYS_V2 if version >= 2 else _KEYS) - set(arrays))
     if missing:
         raise bad(f"missing entries {missing}")
     try:
@@ -136,15 +156,69 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
         )
     if not np.all(np.isfinite(params)):
         raise bad("params contains NaN/inf")
-    history = arrays["history"]
     n_updates = int(arrays["n_updates"])
-    if history.ndim != 1 or n_updates < 0:
-        raise bad("history or n_updates is malformed")
+    n_samples_seen = int(arrays["n_samples_seen"]) if version >= 2 else n_updates
+    if n_updates < 0 or n_samples_seen < 0:
+        raise bad("n_updates or n_samples_seen is negative")
+    history = _read_history(arrays["history"], version, bad)
+    if version >= 2:
+        _read_optimizer_state(model, arrays, bad)
     try:
         model._rng.bit_generator.state = json.loads(str(arrays["rng_state"]))
     except (ValueError, TypeError, KeyError) as exc:
         raise bad(f"rng_state is malformed ({exc})") from exc
     model.params = params
-    model.history_ = [float(h) for h in history]
+    model.history_ = history
     model.n_updates_ = n_updates
+    model.n_samples_seen_ = n_samples_seen
     return model
+
+
+def _read_history(entry: np.ndarray, version: int, bad) -> dict[str, list[float]]:
+    """``history_`` from its entry: a JSON dict (version 2) or the loss curve (version 1)."""
+    history: dict[str, list[float]] = {key: [] for key in _HISTORY_KEYS}
+    if version == 1:
+        if entry.ndim != 1 or entry.dtype.kind != "f":
+            raise bad("history is malformed")
+        history["loss"] = [float(h) for h in entry]
+        return history
+    try:
+        stored = json.loads(str(entry))
+        if not isinstance(stored, dict) or not set(stored) <= set(_HISTORY_KEYS):
+            raise ValueError(f"keys {sorted(stored) if isinstance(stored, dict) else stored}")
+        for key, values in stored.items():
+            history[key] = [float(v) for v in values]
+    except (ValueError, TypeError) as exc:
+        raise bad(f"history is malformed ({exc})") from exc
+    return history
+
+
+def _read_optimizer_state(model: MLP, arrays: dict, bad) -> None:
+    """Momentum / Adam buffers and the dropout stream, checked against the model's layout."""
+    state = model._optimizer_state
+    optimizer = str(arrays["optimizer"])
+    if optimizer not in ("sgd", "adam"):
+        raise bad(f"optimizer {optimizer!r} is not 'sgd' or 'adam'")
+    buffers = {}
+    for key in ("velocity", "moment2"):
+        arr = arrays[key]
+        if arr.shape not in ((0,), (model.n_params,)) or arr.dtype != model.dtype:
+            raise bad(
+                f"{key} has shape {arr.shape} and dtype {arr.dtype}, expected (0,) or "
+                f"({model.n_params},) and {model.dtype}"
+            )
+        buffers[key] = arr
+    powers, rng = arrays["powers"], arrays["dropout_rng"]
+    if powers.shape != (2,) or powers.dtype != model.dtype or rng.shape != (1,):
+        raise bad("powers or dropout_rng is malformed")
+    if rng.dtype != np.uint64:
+        raise bad(f"dropout_rng has dtype {rng.dtype}, expected uint64")
+    if not all(np.all(np.isfinite(a)) for a in (*buffers.values(), powers)):
+        raise bad("the optimizer state contains NaN/inf")
+    state.optimizer = optimizer
+    for key, arr in buffers.items():
+        padded = work_buffer(arr.shape[0], model.dtype)
+        padded[...] = arr
+        setattr(state, key, padded)
+    state.powers = np.array(powers, copy=True)
+    state.rng = np.array(rng, copy=True)

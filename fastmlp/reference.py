@@ -45,6 +45,10 @@ __all__ = [
     "train_epoch",
     "mean_loss",
     "finite_difference_gradient",
+    "splitmix64",
+    "dropout_threshold",
+    "new_optimizer_state",
+    "train_epoch_opt",
 ]
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
@@ -270,3 +274,164 @@ def finite_difference_gradient(
         down[k] -= eps
         grad[k] = (sample_loss(up) - sample_loss(down)) / (2 * eps)
     return grad
+
+
+# --- Training with optimizer state ------------------------------------------------------------
+# Mini-batches, sample weights, L2 weight decay, momentum (classical / Nesterov), Adam and
+# inverted dropout, spelled out one sample and one batch at a time.
+#
+# - batch of B samples with weights w_r:  g = (1/B) sum_r w_r grad_r + alpha * W   (alpha: weights
+#   only, never biases)
+# - sgd:  v <- mu v - lr g;  p <- p + v  (Nesterov: p <- p + mu v - lr g), scikit-learn's form;
+#   mu = 0 is plain p <- p - lr g
+# - adam: m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;  t <- t + 1;
+#   p <- p - lr (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)
+# - dropout p on hidden layers: each hidden unit's activation is multiplied by a mask drawn per
+#   sample, 0 with probability p, else 1/(1-p); the next layer reads a * mask, and the delta of a
+#   hidden layer is (W^T delta_next) * f'(z) * mask. The masks come from splitmix64, drawn per
+#   sample, hidden layer by hidden layer, unit by unit; a unit is dropped when the top 53 bits of
+#   its draw are below floor(p * 2^53).
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """One step of splitmix64: ``(new_state, 64 random bits)`` (Python ints mod 2^64)."""
+    mask = (1 << 64) - 1
+    state = (state + 0x9E3779B97F4A7C15) & mask
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return state, z ^ (z >> 31)
+
+
+def dropout_threshold(p: float) -> int:
+    """Units are dropped when the top 53 bits of their draw are below this: ``floor(p 2^53)``."""
+    return int(p * 2.0**53)
+
+
+def new_optimizer_state(params: np.ndarray, rng_state: int = 0) -> dict:
+    """Zero momentum / Adam moments, Adam's step count 0, and the dropout stream's state."""
+    return {
+        "velocity": np.zeros_like(params),
+        "moment2": np.zeros_like(params),
+        "t": 0,
+        "rng": rng_state,
+    }
+
+
+def _dropout_masks(
+    layout: Layout, dtype: np.dtype, p: float, rng: int
+) -> tuple[list[np.ndarray], int]:
+    """One mask per hidden layer for one sample (all ones when ``p == 0``); the new rng state."""
+    threshold = dropout_threshold(p)
+    scale = dtype.type(1.0 / (1.0 - p))
+    masks = []
+    for width in layout.sizes[1:-1]:
+        mask = np.ones(width, dtype=dtype)
+        if threshold:
+            for k in range(width):
+                rng, bits = splitmix64(rng)
+                mask[k] = 0.0 if (bits >> 11) < threshold else scale
+        masks.append(mask)
+    return masks, rng
+
+
+def _loss_and_gradient_dropout(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    masks: list[np.ndarray],
+) -> tuple[np.floating, np.ndarray]:
+    """One sample's loss and gradient with the hidden activations multiplied by ``masks``."""
+    weights, biases = layout.weights(params), layout.biases(params)
+    inputs, zs, acts = [x], [], []
+    for l, (W, b, name) in enumerate(zip(weights, biases, activations, strict=True)):
+        z = W @ inputs[-1] + b
+        a = activate(name, z[None, :])[0]
+        zs.append(z)
+        acts.append(a)
+        if l < len(masks):
+            inputs.append(a * masks[l])
+    Z, A, Y = zs[-1][None, :], acts[-1][None, :], y[None, :]
+    loss_value = losses(loss, activations[-1], Z, A, Y)[0]
+    delta = output_delta(loss, activations[-1], Z, A, Y)[0]
+    deltas = [delta]
+    for l in range(len(weights) - 2, -1, -1):
+        back = weights[l + 1].T @ deltas[0]
+        fprime = activate_derivative(activations[l], zs[l], acts[l])
+        deltas.insert(0, back * fprime * masks[l])
+    grad_W = [np.outer(d, a) for d, a in zip(deltas, inputs, strict=True)]
+    return loss_value, layout.pack(grad_W, deltas)
+
+
+def train_epoch_opt(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+    order: Sequence[int],
+    lr: float,
+    state: dict,
+    *,
+    batch_size: int = 1,
+    optimizer: str = "sgd",
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    alpha: float = 0.0,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    dropout: float = 0.0,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Training over ``X[order[t]]`` in batches of ``batch_size`` (the last may be shorter).
+
+    Returns new params, the per-sample losses (unweighted, before their batch's update) and
+    the new optimizer state (see ``new_optimizer_state``); the inputs are not modified.
+    """
+    dtype = params.dtype
+    f = dtype.type
+    lr, alpha, mu = f(lr), f(alpha), f(momentum)
+    b1, b2, eps = f(beta1), f(beta2), f(epsilon)
+    params = params.copy()
+    velocity, moment2 = state["velocity"].copy(), state["moment2"].copy()
+    t, rng = state["t"], state["rng"]
+    is_weight = layout.pack(
+        [np.ones((n, m), dtype) for m, n in zip(layout.sizes[:-1], layout.sizes[1:], strict=True)],
+        [np.zeros(n, dtype) for n in layout.sizes[1:]],
+    )
+    weights_of = np.ones(X.shape[0], dtype) if sample_weight is None else sample_weight
+    step_losses = []
+    order = list(order)
+    for start in range(0, len(order), batch_size):
+        grad = np.zeros_like(params)
+        batch = order[start : start + batch_size]
+        for r in batch:
+            masks, rng = _dropout_masks(layout, dtype, dropout, rng)
+            loss_value, g = _loss_and_gradient_dropout(
+                layout, params, activations, loss, X[r], Y[r], masks
+            )
+            grad += weights_of[r] * g
+            step_losses.append(loss_value)
+        g = grad / f(len(batch)) + alpha * is_weight * params
+        if optimizer == "adam":
+            t += 1
+            velocity = b1 * velocity + (1 - b1) * g
+            moment2 = b2 * moment2 + (1 - b2) * g * g
+            m_hat = velocity / (1 - b1**t)
+            s_hat = moment2 / (1 - b2**t)
+            params = params - lr * m_hat / (np.sqrt(s_hat) + eps)
+        elif mu == 0:  # plain SGD keeps no velocity
+            params = params - lr * g
+        elif nesterov:
+            velocity = mu * velocity - lr * g
+            params = params + mu * velocity - lr * g
+        else:
+            velocity = mu * velocity - lr * g
+            params = params + velocity
+    new_state = {"velocity": velocity, "moment2": moment2, "t": t, "rng": rng}
+    return params, np.array(step_losses, dtype=dtype), new_state

@@ -39,7 +39,7 @@ orders = np.concatenate([rng5.permutation(4000) for _ in range(done // 4000 + 1)
 for r in orders:
     twin.step(X[r], int(y[r]), lr=1e-3)
 same = np.array_equal(net.params, twin.params)
-print(f"caught {caught:.6f} done {done} epochs {len(net.history_)} same {same}", flush=True)
+print(f"caught {caught:.6f} done {done} epochs {len(net.history_['loss'])} same {same}", flush=True)
 """
 
 
@@ -102,8 +102,12 @@ def test_predict_from_many_threads_on_one_model():
         np.testing.assert_array_equal(g, e)
 
 
-def test_kernels_release_the_gil():
+def test_kernels_release_the_gil(monkeypatch):
     """nogil=True: a long kernel call must not block another Python thread."""
+    from fastmlp import model as model_module
+
+    # the whole epoch in ONE kernel call: with the GIL held the ticker could not run at all
+    monkeypatch.setattr(model_module, "_UPDATES_PER_CHUNK", 1 << 40)
     rng = np.random.default_rng(2)
     X = rng.random((20000, 200)).astype(np.float32)
     y = rng.integers(0, 10, size=20000)
@@ -125,8 +129,9 @@ def test_kernels_release_the_gil():
     stop.set()
     t.join()
     during = [x for x in ticks if t0 <= x <= t0 + elapsed]
-    # with the GIL held through each kernel call the ticker would only run between calls
-    assert len(during) > 0.3 * elapsed / 0.0012, (len(during), elapsed)
+    # With the GIL held the ticker would not tick during the one call (a couple of ticks at its
+    # edges at most); released, it ticks every ~1 ms it gets a core (fewer on a loaded machine).
+    assert len(during) > 20, (len(during), elapsed)
 
 
 if os.name != "posix":  # pragma: no cover

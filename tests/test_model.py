@@ -29,7 +29,7 @@ def test_fit_matches_reference_epoch_by_epoch(case, dtype):
     # three epochs compound three times the per-epoch error
     tol = {k: 3 * v for k, v in tol.items()}
     np.testing.assert_allclose(net.params, p_ref, **tol, err_msg="params after fit")
-    np.testing.assert_allclose(net.history_, history_ref, **tol, err_msg="history_")
+    np.testing.assert_allclose(net.history_["loss"], history_ref, **tol, err_msg="history_")
     assert net.n_updates_ == 3 * X.shape[0]
 
 
@@ -40,7 +40,7 @@ def test_step_equals_one_sample_fit():
     loss = net.step(X[0], Y[0], lr=0.1)
     twin.fit(X[:1], Y[:1], lr=0.1, shuffle=False)
     np.testing.assert_array_equal(net.params, twin.params)
-    assert loss == pytest.approx(twin.history_[0], rel=1e-15)
+    assert loss == pytest.approx(twin.history_["loss"][0], rel=1e-15)
 
 
 def test_step_accepts_a_class_label():
@@ -190,7 +190,7 @@ def test_divergence_raises_and_keeps_the_last_finite_parameters(dtype):
     err = info.value
     assert isinstance(err, FloatingPointError)
     assert np.all(np.isfinite(net.params)), "the model must not be left full of NaN/inf"
-    assert len(net.history_) == err.epoch - 1
+    assert len(net.history_["loss"]) == err.epoch - 1
     # the kept parameters are exactly those after the n_updates_ good steps
     twin = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0, dtype=dtype)
     twin.params = start

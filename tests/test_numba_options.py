@@ -68,8 +68,11 @@ for dtype in (np.float32, np.float64):
     net.predict(X)
     net.loss(X, [0, 1])
     net.gradient(X[0], 0)
+    net.fit(X, [0, 1], lr=0.1, optimizer="adam", dropout=0.5, alpha=0.1, batch_size=2)
 checked = 0
-for name in ("train_epoch", "sgd_step", "predict_batch", "loss_batch", "sample_gradient"):
+kernels = ("train_epoch", "sgd_step", "predict_batch", "loss_batch", "sample_gradient",
+           "train_epoch_opt")
+for name in kernels:
     disp = getattr(K, name)
     for sig in disp.signatures:
         body, keep = [], False  # function bodies only: the CPython wrapper boxes to double
@@ -89,7 +92,7 @@ for name in ("train_epoch", "sgd_step", "predict_batch", "loss_batch", "sample_g
             doubles = re.findall(pattern, body)
             assert not doubles, f"{name}{sig}: float64 code in a float32 kernel: {doubles[:3]}"
         checked += 1
-assert checked == 10, checked
+assert checked == 12, checked
 print("OK", checked)
 """
 
@@ -105,4 +108,4 @@ def test_generated_code_has_no_float64_in_float32_and_no_int_to_float():
         [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "OK 10"
+    assert proc.stdout.strip() == "OK 12"

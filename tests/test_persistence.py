@@ -83,7 +83,7 @@ def rewrite(path, **changes):
          r"does not make a valid MLP .*Did you mean 'softmax'"),
         (lambda p: rewrite(p, params=np.full(17, np.nan)), r"params contains NaN/inf"),
         (lambda p: rewrite(p, format_version=np.array(FORMAT_VERSION + 1)),
-         r"format version 2, written by a newer fastmlp; this version reads format 1"),
+         r"format version 3, written by a newer fastmlp; this version reads format 2"),
         (lambda p: rewrite(p, format=np.array("something-else")), r"no 'format' entry"),
         (lambda p: rewrite(p, rng_state=None), r"missing entries \['rng_state'\]"),
         (lambda p: rewrite(p, rng_state=np.array("{not json")), r"rng_state is malformed"),
@@ -150,3 +150,21 @@ def test_killing_the_process_mid_save_never_breaks_the_file(tmp_path):
         net = MLP.load(path)
         assert np.all(net.params == net.params[0]) and net.params[0] >= 1
     assert path.exists(), "no save completed in 8 runs"
+
+
+def test_pickle_round_trip_keeps_views_and_training_state():
+    import pickle
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = np.arange(30) % 2
+    net = MLP((3, 6, 2), seed=4, dtype=np.float32)
+    net.fit(X, y, epochs=2, lr=0.05, optimizer="adam", dropout=0.2)
+    back = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(back.params, net.params)
+    back.weights[0][0, 0] = 7.0  # still views of params
+    assert back.params[0] == 7.0
+    back.params = net.params
+    assert back.history_ == net.history_ and back.n_updates_ == net.n_updates_
+    net.fit(X, y, epochs=1, lr=0.05, optimizer="adam", dropout=0.2)
+    back.fit(X, y, epochs=1, lr=0.05, optimizer="adam", dropout=0.2)
+    np.testing.assert_array_equal(back.params, net.params)  # same shuffles, masks, moments

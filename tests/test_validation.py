@@ -59,7 +59,7 @@ def test_fit_rejects_bad_input_and_keeps_the_model(net, data, build, error, mess
     with pytest.raises(error, match=message):
         net.fit(X, y, **kwargs)
     np.testing.assert_array_equal(net.params, before)
-    assert net.history_ == [] and net.n_updates_ == 0
+    assert net.history_["loss"] == [] and net.n_updates_ == 0
 
 
 def test_the_error_the_original_user_wanted():
@@ -172,3 +172,25 @@ def test_step_fast_path_rejects_non_finite_and_keeps_the_model(dtype):
     net.step(np.array([0.5, 9.0, 1.0], dtype)[::2], y, lr=0.1)
     twin.step([0.5, 1.0], 2.0, lr=0.1)
     np.testing.assert_array_equal(net.params, twin.params)
+
+
+def test_read_only_inputs_are_accepted_without_new_kernel_versions():
+    from fastmlp import _kernels as K
+
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    y = np.arange(10) % 2
+    net = MLP((4, 3, 2), seed=0)
+    net.fit(X, y)
+    n_versions = len(K.train_epoch.signatures)
+    X.flags.writeable = False
+    y.flags.writeable = False
+    net.fit(X, y)
+    net.predict(X)
+    assert len(K.train_epoch.signatures) == n_versions
+    assert all(not getattr(a, "readonly", False) for sig in K.predict_batch.signatures for a in sig)
+
+
+def test_values_beyond_float32_range_are_refused_by_name():
+    net = MLP((2, 3, 2), seed=0, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"X has 1 value\(s\) beyond the range of float32"):
+        net.fit(np.array([[1.0, 1e300]]), [0])
