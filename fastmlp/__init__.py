@@ -4,6 +4,7 @@ from . import datasets
 from .errors import DivergenceError
 from .gradcheck import GradientCheck, check_gradients
 from .layout import Layout
+from .many import train_many
 from .model import MLP
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "DivergenceError",
     "check_gradients",
     "GradientCheck",
+    "train_many",
     "datasets",
     "__version__",
 ]

@@ -11,7 +11,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
     commands = [line for b in blocks for line in b.splitlines() if line and line[0] != "#"]
-    test_command = 'python -m pip install -e ".[test]" && python -m pytest'
+    test_command = 'python -m pip install -e ".[test,dist]" && python -m pytest'
     assert test_command in commands
     assert "python -m pip install -e . && python -m fastmlp" in commands
     ci_commands = [line for line in ci.splitlines() if line and not line.startswith("#")]
