@@ -104,3 +104,23 @@ def test_bad_label_column_and_bad_model_file(tmp_path, csv_file):
     assert code == 2 and "is not a valid fastmlp model file" in err and "Traceback" not in err
     code, _, err = run("evaluate", tmp_path / "none.npz", csv_file)
     assert code == 2 and "no such file" in err
+
+
+def test_train_with_batches_momentum_and_validation(tmp_path, csv_file):
+    model, curve = tmp_path / "m.npz", tmp_path / "curve.png"
+    code, out, err = run("train", csv_file, "--target", "label", "--layers", "3,8,3",
+                         "--epochs", 4, "--lr", 0.05, "--batch-size", 8, "--momentum", 0.9,
+                         "--val-fraction", 0.25, "--save", model, "--plot", curve)  # fmt: skip
+    assert code == 0, err
+    assert "validation: 30 of the training samples held out" in out
+    rows = [ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()]
+    assert len(rows) == 4 and all(len(r) == 7 for r in rows)
+    val_loss, val_acc = float(rows[-1][2]), float(rows[-1][4])
+    assert np.isfinite(val_loss) and 0 <= val_acc <= 1
+    assert png_size(curve) == (640, 400)
+    code, out, _ = run("info", model)  # 90 training rows in batches of 8: 12 updates per epoch
+    assert code == 0 and "4 epoch(s), 48 updates" in out
+    code, _, err = run("train", csv_file, "--target", "label", "--batch-size", 0)
+    assert code == 2 and "batch_size must be >= 1, got 0" in err and "Traceback" not in err
+    code, _, err = run("train", csv_file, "--target", "label", "--val-fraction", 1.5)
+    assert code == 2 and "--val-fraction must be in (0, 1), got 1.5" in err
