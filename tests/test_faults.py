@@ -13,7 +13,10 @@ import numpy as np
 from fastmlp import MLP
 
 INTERRUPTED_FIT = """
-import sys, time
+import signal, sys, time
+# A process started in the background by a non-interactive shell inherits SIGINT ignored, and
+# Python then installs no KeyboardInterrupt handler: install it, whoever started us.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 from fastmlp import MLP
 rng = np.random.default_rng(0)
