@@ -81,6 +81,23 @@ class TrainEpoch:
     track_fraction_of_memory_bound.unit = "ratio"
 
 
+class HogwildEpoch:
+    """One epoch of Hogwild ``fit(n_jobs=2)`` (two threads, shared parameters, fixed order);
+    compare with ``TrainEpoch.time_train_epoch`` of the same net for the speed-up."""
+
+    params = (["mnist128", "wide"], DTYPES)
+    param_names = ["net", "dtype"]
+
+    def setup(self, net, dtype):
+        self.X, self.Y = train_inputs(net, dtype)
+        self.model = make_model(net, dtype)
+        self.lr = lr_of(net)
+        self.model.fit(self.X[:4], self.Y[:4], lr=1e-9, n_jobs=2)  # compile
+
+    def time_hogwild_epoch(self, net, dtype):
+        self.model.fit(self.X, self.Y, lr=self.lr, shuffle=False, n_jobs=2)
+
+
 class Predict:
     """``predict`` on 10,000 rows (uniform in [0, 1), C-contiguous, the model's dtype), with the
     default ``n_jobs`` (threads for large inputs)."""

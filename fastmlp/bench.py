@@ -155,6 +155,29 @@ def step_latency(dtype: str = "float64", calls: int = 20_000, repeats: int = 5) 
     return float(np.median(per_call))
 
 
+def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) -> dict:
+    """Same-run ratios on ``n_jobs`` cores: Hogwild ``fit(n_jobs=...)`` over serial ``fit``
+    (one epoch, fixed order), and ``predict`` of 100,000 rows threaded over one thread."""
+    X, Y = make_data(name)
+    X = np.ascontiguousarray(X, dtype=dtype)
+    model = make_model(name, dtype)
+    lr = NETWORKS[name].lr
+    model.fit(X[:4], Y[:4], lr=1e-9, n_jobs=n_jobs)  # compile; both kernels are the same one
+    rows = np.random.default_rng(1).random((100_000, X.shape[1])).astype(dtype)
+    fit_serial, fit_par, pred_serial, pred_par = [], [], [], []
+    for _ in range(repeats):  # interleaved, so a slow patch of the machine hits both
+        fit_serial.append(_elapsed(lambda: model.fit(X, Y, lr=lr, shuffle=False)))
+        fit_par.append(_elapsed(lambda: model.fit(X, Y, lr=lr, shuffle=False, n_jobs=n_jobs)))
+        pred_serial.append(_elapsed(lambda: model.predict(rows, n_jobs=1)))
+        pred_par.append(_elapsed(lambda: model.predict(rows, n_jobs=n_jobs)))
+    return {
+        "net": name,
+        "dtype": dtype,
+        "hogwild": float(np.median(fit_serial) / np.median(fit_par)),
+        "predict": float(np.median(pred_serial) / np.median(pred_par)),
+    }
+
+
 def format_table(rows: Sequence[dict]) -> str:
     head = (
         f"| {'network':<9}| {'dtype':<8}| {'params':>8} | {'fastmlp /s':>12} | "
@@ -178,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ref-samples", type=int, default=2000)
+    parser.add_argument(
+        "--parallel", default="mnist128,wide", help="nets for the Hogwild / predict ratios"
+    )
     args = parser.parse_args(argv)
     rows = []
     for name in args.nets.split(","):
@@ -190,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     for dtype in args.dtypes.split(","):
         print(f"step(x, y, lr) on xor, {dtype}: {step_latency(dtype) * 1e6:.2f} us per call")
+    n_jobs = os.cpu_count() or 1
+    for name in filter(None, args.parallel.split(",")):
+        for dtype in args.dtypes.split(","):
+            r = parallel_speedups(name, dtype, args.repeats, n_jobs)
+            print(f"{name} {dtype} on {n_jobs} threads: Hogwild fit {r['hogwild']:.2f}x, "
+                  f"predict of 100,000 rows {r['predict']:.2f}x (vs 1 thread)")  # fmt: skip
     return 0
 
 

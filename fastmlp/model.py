@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -304,6 +305,7 @@ class MLP:
         restore_best: bool = True,
         callback: Callable[[int, dict[str, float]], object] | None = None,
         progress: bool = False,
+        n_jobs: int | None = None,
     ) -> MLP:
         """Train for ``epochs`` passes over the data: online SGD by default (one update per
         sample); mini-batches, momentum, Adam, weight decay and dropout on request.
@@ -374,6 +376,12 @@ class MLP:
         progress : bool, default False
             Show a progress bar per epoch (tqdm when installed, else a line per epoch on
             stderr).
+        n_jobs : int or None, default None (= 1)
+            Hogwild! (Niu et al. 2011): ``n_jobs`` threads each take a share of every epoch's
+            samples and update the one shared parameter buffer without locks. Plain online SGD
+            only (``batch_size=1``, no momentum/Adam/decay/dropout/sample weights). Not
+            bit-reproducible: the interleaving of the threads' updates varies from run to run.
+            On a divergence the whole epoch is rolled back.
 
         Returns
         -------
@@ -408,6 +416,12 @@ class MLP:
         if patience is not None:
             patience = V.check_positive_int("patience", patience)
         tol = optim.check_non_negative("tol", tol)
+        n_jobs = 1 if n_jobs is None else V.check_positive_int("n_jobs", n_jobs)
+        if n_jobs > 1 and not (settings.is_plain_sgd and weights is None):
+            raise ValueError(
+                f"n_jobs={n_jobs} (Hogwild) runs plain online SGD only: batch_size=1, "
+                "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
+            )
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
         rng = self._rng if seed is None else np.random.default_rng(seed)
@@ -427,7 +441,10 @@ class MLP:
                     )
                 order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
                 started = time.perf_counter()
-                losses = self._train_epoch(X, Y, weights, order, current_lr, settings, epoch)
+                if n_jobs > 1:
+                    losses = self._train_epoch_hogwild(X, Y, order, current_lr, epoch, n_jobs)
+                else:
+                    losses = self._train_epoch(X, Y, weights, order, current_lr, settings, epoch)
                 seconds = time.perf_counter() - started
                 logs = {
                     "loss": _mean_loss(losses, weights, order),
@@ -583,6 +600,53 @@ class MLP:
                 self.n_updates_ += pending
                 self.n_samples_seen_ += stop - start
             raise
+        return losses
+
+    def _train_epoch_hogwild(
+        self, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int, n_jobs: int
+    ) -> np.ndarray:
+        """One Hogwild epoch: ``n_jobs`` threads, each running the plain SGD kernel over its
+        share of ``order`` (in chunks, so Ctrl-C stops them within a chunk), all writing the
+        shared ``params`` without locks. Returns the per-sample losses."""
+        n_samples = order.shape[0]
+        losses = np.empty(n_samples, dtype=self.dtype)
+        lr_t = self.dtype.type(lr)
+        chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
+        bounds = np.linspace(0, n_samples, n_jobs + 1).astype(np.int64)
+        done = [0] * n_jobs  # updates finished per thread
+        stop = threading.Event()
+
+        def work(i: int) -> None:
+            units = [work_buffer(self.layout.n_units, self.dtype) for _ in range(3)]
+            for start in range(int(bounds[i]), int(bounds[i + 1]), chunk):
+                if stop.is_set():
+                    return
+                end = min(int(bounds[i + 1]), start + chunk)
+                K.train_epoch(
+                    self._params, self._meta, self._loss_code, X, Y, order[start:end], lr_t,
+                    *units, losses[start:end],
+                )  # fmt: skip
+                done[i] += end - start
+
+        self._backup[...] = self._params
+        with ThreadPoolExecutor(n_jobs) as pool:
+            futures = [pool.submit(work, i) for i in range(n_jobs)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()  # Ctrl-C (or an error): the threads stop after their current chunk
+                for future in futures:
+                    future.exception()
+                self.n_updates_ += sum(done)
+                self.n_samples_seen_ += sum(done)
+                raise
+        if K.count_nonfinite(losses[None]) or K.count_nonfinite(self._params[None]):
+            self._params[...] = self._backup
+            t = int(np.argmax(~np.isfinite(losses))) if not np.isfinite(losses).all() else 0
+            raise DivergenceError(epoch + 1, t, int(order[t]), float(lr), n_samples)
+        self.n_updates_ += n_samples
+        self.n_samples_seen_ += n_samples
         return losses
 
     def _run_kernel(self, plain: bool, X, Y, order, args, losses) -> None:

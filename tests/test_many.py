@@ -52,3 +52,35 @@ def test_a_failing_fit_is_reraised():
     y = y[:, 0].astype(int)
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         train_many([{"layer_sizes": (2, 2)}, {"layer_sizes": (2, 2), "lr": -1.0}], X, y)
+
+
+def test_hogwild_fit_trains_digits_as_well_as_serial():
+    X, y, X_test, y_test = datasets.digits_train_test()
+    serial = MLP((64, 32, 10), seed=0).fit(X, y, epochs=10, lr=0.02)
+    hogwild = MLP((64, 32, 10), seed=0).fit(X, y, epochs=10, lr=0.02, n_jobs=2)
+    acc_serial = np.mean(serial.predict_classes(X_test) == y_test)
+    acc_hogwild = np.mean(hogwild.predict_classes(X_test) == y_test)
+    assert abs(acc_hogwild - acc_serial) <= 0.01, (acc_hogwild, acc_serial)
+    assert hogwild.n_updates_ == 10 * len(y) and len(hogwild.history_["loss"]) == 10
+    assert hogwild.history_["loss"][-1] < 0.2
+
+
+def test_hogwild_refuses_settings_it_does_not_run():
+    X, y = datasets.xor()
+    net = MLP((2, 3, 1), output="sigmoid", loss="mse")
+    with pytest.raises(ValueError, match=r"n_jobs=2 \(Hogwild\) runs plain online SGD only"):
+        net.fit(X, y, n_jobs=2, momentum=0.9)
+    with pytest.raises(ValueError, match="n_jobs must be >= 1"):
+        net.fit(X, y, n_jobs=0)
+
+
+def test_hogwild_divergence_rolls_the_epoch_back():
+    from fastmlp import DivergenceError
+
+    X = np.linspace(-3, 3, 40)[:, None] * np.ones((1, 3))
+    y = 1e3 * X[:, 0]
+    net = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0)
+    with pytest.raises(DivergenceError):
+        net.fit(X, y, epochs=50, lr=10.0, n_jobs=2)
+    assert np.all(np.isfinite(net.params))
+    assert net.n_updates_ == 40 * len(net.history_["loss"])
