@@ -149,3 +149,48 @@ def test_parallel_predict_equals_one_thread():
     for n_jobs in (2, 3, None):
         np.testing.assert_array_equal(net.predict(X, n_jobs=n_jobs), one)
     np.testing.assert_array_equal(net.predict(X[:1], n_jobs=4), one[:1])  # more jobs than rows
+
+
+HOGWILD_INTERRUPTED = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import numpy as np
+from fastmlp import MLP
+rng = np.random.default_rng(0)
+X = rng.random((4000, 784)).astype(np.float32)
+y = rng.integers(0, 10, size=4000)
+net = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
+net.fit(X[:4], y[:4], lr=1e-3, n_jobs=2)  # compile; 4 updates, 1 history entry
+print("ready", flush=True)
+try:
+    net.fit(X, y, epochs=1000, lr=1e-3, n_jobs=2)
+    sys.exit(3)
+except KeyboardInterrupt:
+    caught = time.time()
+finite = bool(np.all(np.isfinite(net.params)))
+print(f"caught {caught:.6f} updates {net.n_updates_} epochs {len(net.history_['loss'])} "
+      f"finite {finite}", flush=True)
+"""
+
+
+def test_ctrl_c_during_hogwild_fit_stops_both_threads():
+    with subprocess.Popen(
+        [sys.executable, "-c", HOGWILD_INTERRUPTED], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    fields = out.split()
+    caught, updates, epochs, finite = float(fields[1]), int(fields[3]), int(fields[5]), fields[7]
+    assert finite == "True"
+    # logged epochs count 4000 updates each; the interrupted one only its finished chunks
+    partial = updates - 4 - 4000 * (epochs - 1)
+    assert 0 <= partial <= 4000, (updates, epochs)  # 4000: stopped between return and log
+    assert caught - sent < 0.5, f"Ctrl-C took {caught - sent:.3f} s to stop the threads"
+
+
+if os.name != "posix":  # pragma: no cover
+    del test_ctrl_c_during_hogwild_fit_stops_both_threads
