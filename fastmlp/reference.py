@@ -102,20 +102,29 @@ def activate_derivative(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def forward(
-    layout: Layout, params: np.ndarray, activations: Sequence[str], X: np.ndarray
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    X: np.ndarray,
+    masks: Sequence[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Forward pass of a batch X (n_samples, n_in).
 
     Returns ``zs`` and ``acts``: one ``(n_samples, n_out_l)`` array per weight layer;
-    ``acts[-1]`` is the network's output.
+    ``acts[-1]`` is the network's output. With dropout ``masks`` (one ``(n_l,)`` per hidden
+    layer) the next layer reads ``acts[l] * masks[l]``; ``acts`` stay unmasked.
     """
     zs, acts = [], []
     a = X
-    for W, b, name in zip(layout.weights(params), layout.biases(params), activations, strict=True):
+    for l, (W, b, name) in enumerate(
+        zip(layout.weights(params), layout.biases(params), activations, strict=True)
+    ):
         z = a @ W.T + b
         a = activate(name, z)
         zs.append(z)
         acts.append(a)
+        if masks is not None and l < len(masks):
+            a = a * masks[l]
     return zs, acts
 
 
@@ -159,13 +168,16 @@ def backward(
     zs: list[np.ndarray],
     acts: list[np.ndarray],
     delta_out: np.ndarray,
+    masks: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Delta recurrence; returns one ``(n_samples, n_l)`` delta per layer (last = delta_out)."""
+    """Delta recurrence; returns one ``(n_samples, n_l)`` delta per layer (last = delta_out).
+    With dropout ``masks``, a hidden layer's delta is also multiplied by its mask."""
     weights = layout.weights(params)
     deltas = [delta_out]
     for l in range(layout.n_layers - 2, -1, -1):
         back = deltas[0] @ weights[l + 1]  # rows of W_{l+1}^T delta_{l+1}
-        deltas.insert(0, back * activate_derivative(activations[l], zs[l], acts[l]))
+        delta = back * activate_derivative(activations[l], zs[l], acts[l])
+        deltas.insert(0, delta if masks is None else delta * masks[l])
     return deltas
 
 
@@ -188,14 +200,17 @@ def _loss_and_gradient(
     loss: str,
     x: np.ndarray,
     y: np.ndarray,
+    masks: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.floating, np.ndarray]:
-    """One sample's loss and its gradient, from a single forward pass."""
+    """One sample's loss and its gradient, from a single forward pass (with dropout ``masks``
+    on the hidden layers, if given)."""
     X, Y = x[None, :], y[None, :]
-    zs, acts = forward(layout, params, activations, X)
+    zs, acts = forward(layout, params, activations, X, masks)
     loss_value = losses(loss, activations[-1], zs[-1], acts[-1], Y)[0]
     delta_out = output_delta(loss, activations[-1], zs[-1], acts[-1], Y)
-    deltas = backward(layout, params, activations, zs, acts, delta_out)
-    inputs = [X, *acts[:-1]]
+    deltas = backward(layout, params, activations, zs, acts, delta_out, masks)
+    hidden = acts[:-1] if masks is None else [a * m for a, m in zip(acts[:-1], masks, strict=True)]
+    inputs = [X, *hidden]
     grad_W = [np.outer(d[0], a[0]) for d, a in zip(deltas, inputs, strict=True)]
     grad_b = [d[0] for d in deltas]
     return loss_value, layout.pack(grad_W, grad_b)
@@ -335,37 +350,6 @@ def _dropout_masks(
     return masks, rng
 
 
-def _loss_and_gradient_dropout(
-    layout: Layout,
-    params: np.ndarray,
-    activations: Sequence[str],
-    loss: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    masks: list[np.ndarray],
-) -> tuple[np.floating, np.ndarray]:
-    """One sample's loss and gradient with the hidden activations multiplied by ``masks``."""
-    weights, biases = layout.weights(params), layout.biases(params)
-    inputs, zs, acts = [x], [], []
-    for l, (W, b, name) in enumerate(zip(weights, biases, activations, strict=True)):
-        z = W @ inputs[-1] + b
-        a = activate(name, z[None, :])[0]
-        zs.append(z)
-        acts.append(a)
-        if l < len(masks):
-            inputs.append(a * masks[l])
-    Z, A, Y = zs[-1][None, :], acts[-1][None, :], y[None, :]
-    loss_value = losses(loss, activations[-1], Z, A, Y)[0]
-    delta = output_delta(loss, activations[-1], Z, A, Y)[0]
-    deltas = [delta]
-    for l in range(len(weights) - 2, -1, -1):
-        back = weights[l + 1].T @ deltas[0]
-        fprime = activate_derivative(activations[l], zs[l], acts[l])
-        deltas.insert(0, back * fprime * masks[l])
-    grad_W = [np.outer(d, a) for d, a in zip(deltas, inputs, strict=True)]
-    return loss_value, layout.pack(grad_W, deltas)
-
-
 def train_epoch_opt(
     layout: Layout,
     params: np.ndarray,
@@ -412,9 +396,7 @@ def train_epoch_opt(
         batch = order[start : start + batch_size]
         for r in batch:
             masks, rng = _dropout_masks(layout, dtype, dropout, rng)
-            loss_value, g = _loss_and_gradient_dropout(
-                layout, params, activations, loss, X[r], Y[r], masks
-            )
+            loss_value, g = _loss_and_gradient(layout, params, activations, loss, X[r], Y[r], masks)
             grad += weights_of[r] * g
             step_losses.append(loss_value)
         g = grad / f(len(batch)) + alpha * is_weight * params
