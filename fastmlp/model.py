@@ -50,7 +50,7 @@ def new_history() -> dict[str, list[float]]:
     return {"loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
 
 
-def _mean_loss(losses: np.ndarray, weights: np.ndarray | None, order: np.ndarray) -> float:
+def _epoch_loss(losses: np.ndarray, weights: np.ndarray | None, order: np.ndarray) -> float:
     """Mean of an epoch's per-sample losses, weighted by ``weights[order]`` when given."""
     if weights is None:
         return float(np.mean(losses, dtype=np.float64))
@@ -261,12 +261,7 @@ class MLP:
         self.history_ = state["history"]
         self.n_updates_, self.n_samples_seen_ = state["counts"]
         self._rng.bit_generator.state = state["rng"]
-        opt = self._optimizer_state
-        opt.optimizer, velocity, moment2, opt.powers, opt.rng = state["optimizer"]
-        opt.velocity = work_buffer(velocity.shape[0], self.dtype)
-        opt.velocity[...] = velocity
-        opt.moment2 = work_buffer(moment2.shape[0], self.dtype)
-        opt.moment2[...] = moment2
+        self._optimizer_state.set(*state["optimizer"])
 
     def __repr__(self) -> str:
         return (
@@ -447,7 +442,7 @@ class MLP:
                     losses = self._train_epoch(X, Y, weights, order, current_lr, settings, epoch)
                 seconds = time.perf_counter() - started
                 logs = {
-                    "loss": _mean_loss(losses, weights, order),
+                    "loss": _epoch_loss(losses, weights, order),
                     "lr": current_lr,
                     "samples_per_s": X.shape[0] / seconds if seconds > 0 else math.inf,
                 }
@@ -526,15 +521,11 @@ class MLP:
 
     def _evaluate(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float | None]:
         """Mean loss on validated ``(X, Y)``, and accuracy for sigmoid/softmax outputs."""
-        n_units = self.layout.n_units
-        zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
-        losses = np.empty(X.shape[0], dtype=self.dtype)
-        K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
-        loss = float(np.mean(losses, dtype=np.float64))
+        loss = self._mean_loss(X, Y)
         if self.output == "identity":
             return loss, None
         out = np.empty_like(Y)
-        K.predict_batch(self._params, self._meta, X, out, zs, acts)
+        self._predict_rows(X, out)
         if self.output == "softmax":
             return loss, float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
         return loss, float(np.mean((out >= 0.5) == (Y >= 0.5)))
@@ -560,7 +551,7 @@ class MLP:
         plain = settings.is_plain_sgd and weights is None
         batch = settings.batch_size
         losses = np.empty(n_samples, dtype=self.dtype)
-        chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
+        chunk = self._chunk_samples()
         state = self._optimizer_state
         if plain:
             args = (self.dtype.type(lr),)
@@ -611,7 +602,7 @@ class MLP:
         n_samples = order.shape[0]
         losses = np.empty(n_samples, dtype=self.dtype)
         lr_t = self.dtype.type(lr)
-        chunk = max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
+        chunk = self._chunk_samples()
         bounds = np.linspace(0, n_samples, n_jobs + 1).astype(np.int64)
         done = [0] * n_jobs  # updates finished per thread
         stop = threading.Event()
@@ -648,6 +639,10 @@ class MLP:
         self.n_updates_ += n_samples
         self.n_samples_seen_ += n_samples
         return losses
+
+    def _chunk_samples(self) -> int:
+        """Samples per kernel call within an epoch: ~``_UPDATES_PER_CHUNK`` parameter updates."""
+        return max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
 
     def _run_kernel(self, plain: bool, X, Y, order, args, losses) -> None:
         """One call of the training kernel over ``X[order]`` (``args``: see ``_train_epoch``)."""
@@ -827,8 +822,11 @@ class MLP:
         """Mean per-sample loss over ``(X, Y)`` (same target formats as ``fit``)."""
         X = V.check_X(X, self.layout.n_in, self.dtype)
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
-        n_units = self.layout.n_units
-        zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
+        return self._mean_loss(X, Y)
+
+    def _mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """Mean per-sample loss over validated ``(X, Y)``, parameters unchanged."""
+        zs, acts, deltas = (work_buffer(self.layout.n_units, self.dtype) for _ in range(3))
         losses = np.empty(X.shape[0], dtype=self.dtype)
         K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
         return float(np.mean(losses, dtype=np.float64))

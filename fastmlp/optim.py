@@ -159,6 +159,23 @@ class OptimizerState:
         if optimizer == "adam" and self.moment2.shape[0] != self.n_params:
             self.moment2 = work_buffer(self.n_params, self.dtype)
 
+    def set(
+        self,
+        optimizer: str,
+        velocity: np.ndarray,
+        moment2: np.ndarray,
+        powers: np.ndarray,
+        rng: np.ndarray,
+    ) -> None:
+        """Take over saved state (``load``, unpickling): copies, the buffers padded."""
+        self.optimizer = optimizer
+        self.velocity = work_buffer(velocity.shape[0], self.dtype)
+        self.velocity[...] = velocity
+        self.moment2 = work_buffer(moment2.shape[0], self.dtype)
+        self.moment2[...] = moment2
+        self.powers = np.array(powers, dtype=self.dtype)
+        self.rng = np.array(rng, dtype=np.uint64)
+
     def snapshot(self) -> tuple[np.ndarray, ...]:
         """Copies of every buffer (to roll a diverging chunk back)."""
         return tuple(a.copy() for a in (self.velocity, self.moment2, self.powers, self.rng))

@@ -41,8 +41,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .layout import work_buffer
-
 if TYPE_CHECKING:
     from .model import MLP
 
@@ -215,10 +213,4 @@ def _read_optimizer_state(model: MLP, arrays: dict, bad) -> None:
         raise bad(f"dropout_rng has dtype {rng.dtype}, expected uint64")
     if not all(np.all(np.isfinite(a)) for a in (*buffers.values(), powers)):
         raise bad("the optimizer state contains NaN/inf")
-    state.optimizer = optimizer
-    for key, arr in buffers.items():
-        padded = work_buffer(arr.shape[0], model.dtype)
-        padded[...] = arr
-        setattr(state, key, padded)
-    state.powers = np.array(powers, copy=True)
-    state.rng = np.array(rng, copy=True)
+    state.set(optimizer, buffers["velocity"], buffers["moment2"], powers, rng)
