@@ -46,17 +46,22 @@ print(f"caught {caught:.6f} done {done} epochs {len(net.history_['loss'])} same 
 """
 
 
-def test_ctrl_c_during_fit_leaves_a_consistent_model():
-    with subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_FIT], stdout=subprocess.PIPE, text=True
-    ) as proc:
+def _interrupt(script):
+    """Run ``script`` in a child, send SIGINT 1 s after it prints "ready"; returns the send
+    time and the words of its last output (it must exit with 0)."""
+    child = [sys.executable, "-c", script]
+    with subprocess.Popen(child, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(1.0)
         sent = time.time()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    fields = out.split()
+    return sent, out.split()
+
+
+def test_ctrl_c_during_fit_leaves_a_consistent_model():
+    sent, fields = _interrupt(INTERRUPTED_FIT)
     caught, done, same = float(fields[1]), int(fields[3]), fields[7]
     assert done > 0
     assert same == "True", "the model must hold exactly the parameters of its finished updates"
@@ -174,16 +179,7 @@ print(f"caught {caught:.6f} updates {net.n_updates_} epochs {len(net.history_['l
 
 
 def test_ctrl_c_during_hogwild_fit_stops_both_threads():
-    with subprocess.Popen(
-        [sys.executable, "-c", HOGWILD_INTERRUPTED], stdout=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        sent = time.time()
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    fields = out.split()
+    sent, fields = _interrupt(HOGWILD_INTERRUPTED)
     caught, updates, epochs, finite = float(fields[1]), int(fields[3]), int(fields[5]), fields[7]
     assert finite == "True"
     # logged epochs count 4000 updates each; the interrupted one only its finished chunks
