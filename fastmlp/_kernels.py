@@ -37,6 +37,8 @@ import os
 
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 # --- The one block of Numba options -------------------------------------------------------------
 # fastmath without nnan/ninf: reductions may be reassociated (needed to vectorise the dot products
@@ -163,9 +165,15 @@ def _expm1_nonpos(x):
 @jit_inline
 def _affine(params, meta, l, zs, acts):
     """``z = W a_prev + b`` for layer ``l``: reads its input level of ``acts``, writes ``zs``."""
-    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+    _affine_rows(params, meta, l, zs, acts, np.uint64(0), meta[l, N_OUT])
+
+
+@jit_inline
+def _affine_rows(params, meta, l, zs, acts, lo, hi):
+    """Rows ``lo .. hi-1`` of ``z = W a_prev + b`` for layer ``l`` (see ``_affine``)."""
+    n_in = meta[l, N_IN]
     w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
-    for j in range(n_out):
+    for j in range(lo, hi):
         s = params[b + j]
         row = w + j * n_in
         for i in range(n_in):  # a reduction: vectorises only because fastmath allows reassoc
@@ -174,68 +182,81 @@ def _affine(params, meta, l, zs, acts):
 
 
 @jit_inline
-def _activate(code, zs, acts, u, n):
-    """``acts[u:u+n] = f(zs[u:u+n])`` elementwise, or softmax (max-shifted) for ``SOFTMAX``.
+def _activate_units(code, zs, acts, start, end, simd):
+    """``acts[k] = f(zs[k])`` for ``k in start .. end-1``, an elementwise code (never SOFTMAX).
 
-    Returns ``log(sum(exp(z)))`` for a softmax (the cross-entropy needs it), else 0.
+    ``simd`` picks the vectorisable exp (see ``SIMD_MIN_UNITS``); it depends on the width of the
+    whole level, so a thread doing part of a level computes exactly what one thread would.
     """
     code = np.int64(code)  # meta is uint64; compare codes as int64 (mixed compares go via float)
     zero = zs.dtype.type(0.0)
     one = zs.dtype.type(1.0)
     two = zs.dtype.type(2.0)
-    end = u + n
     if code == IDENTITY:
-        for k in range(u, end):
+        for k in range(start, end):
             acts[k] = zs[k]
     elif code == SIGMOID:
         # e = exp(-|z|) <= 1 never overflows; sigma(z) = 1/(1+e) for z >= 0, e/(1+e) for z < 0.
-        if n >= SIMD_MIN_UNITS:
-            for k in range(u, end):
+        if simd:
+            for k in range(start, end):
                 e = _exp_nonpos(-np.abs(zs[k]))
                 q = one / (one + e)
                 acts[k] = q if zs[k] >= zero else e * q
         else:
-            for k in range(u, end):
+            for k in range(start, end):
                 e = np.exp(-np.abs(zs[k]))
                 q = one / (one + e)
                 acts[k] = q if zs[k] >= zero else e * q
     elif code == TANH:
         # tanh|z| = -m / (2 + m) with m = expm1(-2|z|): no cancellation near 0, no overflow.
-        if n >= SIMD_MIN_UNITS:
-            for k in range(u, end):
+        if simd:
+            for k in range(start, end):
                 m = _expm1_nonpos(-two * np.abs(zs[k]))
                 t = -m / (two + m)
                 acts[k] = t if zs[k] >= zero else -t
         else:
-            for k in range(u, end):
+            for k in range(start, end):
                 acts[k] = np.tanh(zs[k])
     elif code == RELU:
-        for k in range(u, end):
+        for k in range(start, end):
             acts[k] = zs[k] if zs[k] > zero else zero
-    elif code == LEAKY_RELU:
+    else:  # LEAKY_RELU
         slope = zs.dtype.type(LEAKY_SLOPE)
-        for k in range(u, end):
+        for k in range(start, end):
             acts[k] = zs[k] if zs[k] > zero else slope * zs[k]
-    else:  # SOFTMAX: s_k = exp(z_k - max z) / sum_j exp(z_j - max z)
-        m = zs[u]
+
+
+@jit_inline
+def _activate(code, zs, acts, u, n):
+    """``acts[u:u+n] = f(zs[u:u+n])`` elementwise, or softmax (max-shifted) for ``SOFTMAX``.
+
+    Returns ``log(sum(exp(z)))`` for a softmax (the cross-entropy needs it), else 0.
+    """
+    zero = zs.dtype.type(0.0)
+    end = u + n
+    if np.int64(code) != SOFTMAX:
+        _activate_units(code, zs, acts, u, end, n >= SIMD_MIN_UNITS)
+        return zero
+    # SOFTMAX: s_k = exp(z_k - max z) / sum_j exp(z_j - max z)
+    one = zs.dtype.type(1.0)
+    m = zs[u]
+    for k in range(u, end):
+        m = max(m, zs[k])
+    total = zero
+    if n >= SIMD_MIN_UNITS:
         for k in range(u, end):
-            m = max(m, zs[k])
-        total = zero
-        if n >= SIMD_MIN_UNITS:
-            for k in range(u, end):
-                e = _exp_nonpos(zs[k] - m)
-                acts[k] = e
-                total += e
-        else:
-            for k in range(u, end):
-                e = np.exp(zs[k] - m)
-                acts[k] = e
-                total += e
-        inv = one / total
+            e = _exp_nonpos(zs[k] - m)
+            acts[k] = e
+            total += e
+    else:
         for k in range(u, end):
-            acts[k] *= inv
-        return m + np.log(total)
-    return zero
+            e = np.exp(zs[k] - m)
+            acts[k] = e
+            total += e
+    inv = one / total
+    for k in range(u, end):
+        acts[k] *= inv
+    return m + np.log(total)
 
 
 @jit_inline
@@ -355,9 +376,15 @@ def _backprop_layer(params, meta, l, zs, acts, deltas):
 @jit_inline
 def _update_layer(params, meta, l, acts, deltas, lr):
     """SGD on layer l: ``W -= lr delta a_prev^T``, ``b -= lr delta``."""
-    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
+    _update_rows(params, meta, l, acts, deltas, lr, np.uint64(0), meta[l, N_OUT])
+
+
+@jit_inline
+def _update_rows(params, meta, l, acts, deltas, lr, lo, hi):
+    """SGD on rows ``lo .. hi-1`` of layer l (see ``_update_layer``)."""
+    n_in = meta[l, N_IN]
     w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
-    for j in range(n_out):
+    for j in range(lo, hi):
         step = lr * deltas[dst + j]
         params[b + j] -= step
         row = w + j * n_in
@@ -390,17 +417,18 @@ def _backprop_and_update_layer(params, meta, l, zs, acts, deltas, lr):
 
 
 @jit_inline
-def _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, r_next, zs):
-    """Fused SGD update of layer 0 for the current sample (input in ``acts`` level 0) and the
-    affine part of layer 0 for the next sample ``X[r_next]``, in one pass over W_0.
+def _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, r_next, zs, lo, hi):
+    """Fused SGD update of layer 0's rows ``lo .. hi-1`` for the current sample (input in
+    ``acts[:n_in]``) and the same rows' affine part for the next sample ``X[r_next]``, in one
+    pass over them.
 
     ``W_0[j, i]`` is updated and the *new* value multiplied into the next sample's ``z`` -- the
     same math as updating first and running the next forward pass after, with one pass over the
-    largest matrix instead of two. Afterwards level 0 of ``acts`` holds ``X[r_next]``.
+    largest matrix instead of two. The caller then loads ``X[r_next]`` into ``acts[:n_in]``.
     """
-    n_in, n_out = meta[0, N_IN], meta[0, N_OUT]
+    n_in = meta[0, N_IN]
     w, b, dst = meta[0, W_OFF], meta[0, B_OFF], meta[0, OUT_OFF]
-    for j in range(n_out):
+    for j in range(lo, hi):
         step = lr * deltas[dst + j]
         bias = params[b + j] - step
         params[b + j] = bias
@@ -411,7 +439,6 @@ def _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, r_next, z
             params[row + i] = new
             s += new * X[r_next, i]
         zs[dst + j] = s
-    _load_input(meta, X, r_next, acts)
 
 
 # --- One sample ----------------------------------------------------------------------------
@@ -502,6 +529,7 @@ def train_epoch(params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, loss
     if n_steps == 0:
         return
     n_layers = meta.shape[0]
+    n_first = meta[0, N_OUT]
     _load_input(meta, X, order[0], acts)
     _affine(params, meta, 0, zs, acts)
     for t in range(n_steps):
@@ -511,7 +539,11 @@ def train_epoch(params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, loss
         for k in range(n_layers - 1):
             _backprop_and_update_layer(params, meta, n_layers - 1 - k, zs, acts, deltas, lr)
         if t + 1 < n_steps:
-            _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, order[t + 1], zs)
+            r_next = order[t + 1]
+            _update_first_layer_and_forward(
+                params, meta, acts, deltas, lr, X, r_next, zs, np.uint64(0), n_first
+            )
+            _load_input(meta, X, r_next, acts)
         else:
             _update_layer(params, meta, 0, acts, deltas, lr)
 
@@ -752,6 +784,170 @@ def train_epoch_opt(
             decay = zero if is_bias else alpha  # weight decay on weights only
             _apply_update(params, grad, vel, mom2, lo, hi, inv, decay, opts, hyper, c1, c2)
         start = stop
+
+
+# --- Row-parallel online SGD: several threads share every sample -----------------------------
+# Hogwild (threads taking different samples) loses here: every dense update writes every weight,
+# so two cores take turns owning every cache line of the parameters. Instead, each of the
+# n_threads threads owns a contiguous block of every hidden layer's rows (output units), so it
+# alone reads and writes those rows of W and b, which stay in its core's cache. The threads meet
+# at a spin barrier whenever a layer needs a whole level another thread helped compute. Thread 0
+# does the (small) output layer alone. Per sample: forward through the hidden layers by rows,
+# barrier; thread 0: output layer forward, loss, output delta, its backprop + update; barrier;
+# for each deeper hidden layer l >= 1: fused backprop + update of its own rows, writing its own
+# partial sums of ``W_l^T delta_l``; barrier; then each thread adds up the partial sums of the
+# rows it owns in layer l-1. Layer 0's update is fused with the next sample's layer-0 forward,
+# as in ``train_epoch``. The same math and code as ``train_epoch``: networks with one hidden
+# layer give the same bits; deeper ones sum ``W^T delta`` in another order (per-thread parts).
+SYNC_ABORT = 0  # sync[SYNC_ABORT] != 0 makes every waiting thread return (set from Python)
+SYNC_STRIDE = 16  # int64s between threads' barrier counters: never on one 64-byte cache line
+
+
+def _item_pointer(context, builder, sig, args):
+    arr_t = sig.args[0]
+    ary = context.make_array(arr_t)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, arr_t, ary, [args[1]])
+
+
+@intrinsic
+def _load_acquire(typingctx, sync, index):
+    """``sync[index]`` (int64) as an atomic acquire load: LLVM may not hoist it out of a spin
+    loop, and later loads are not moved before it."""
+
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_item_pointer(context, builder, sig, args), "acquire", 8)
+
+    return types.int64(sync, index), codegen
+
+
+@intrinsic
+def _store_release(typingctx, sync, index, value):
+    """``sync[index] = value`` (int64) as an atomic release store: earlier writes (this thread's
+    rows of the buffers) are visible to a thread that sees the new value."""
+
+    def codegen(context, builder, sig, args):
+        builder.store_atomic(args[2], _item_pointer(context, builder, sig, args), "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(sync, index, value), codegen
+
+
+@jit_inline
+def _barrier(sync, rank, n_threads, count):
+    """Mark this thread's ``count``-th barrier passed and wait until every thread has passed it.
+
+    Returns False if ``sync[SYNC_ABORT]`` was set while waiting.
+    """
+    _store_release(sync, (rank + 1) * SYNC_STRIDE, count)
+    for q in range(n_threads):
+        while _load_acquire(sync, (q + 1) * SYNC_STRIDE) < count:
+            if _load_acquire(sync, SYNC_ABORT) != 0:
+                return False
+    return True
+
+
+@jit_inline
+def _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr, lo, hi):
+    """Rows ``lo .. hi-1`` of layer l (l >= 1): their share of ``W_l^T delta_l`` into
+    ``partial[p_off + IN_OFF + i]`` (old weights), then their SGD update, in one pass."""
+    n_in = meta[l, N_IN]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    base = p_off + src
+    zero = params.dtype.type(0.0)
+    for i in range(n_in):
+        partial[base + i] = zero
+    for j in range(lo, hi):
+        dj = deltas[dst + j]
+        step = lr * dj
+        params[b + j] -= step
+        row = w + j * n_in
+        for i in range(n_in):
+            partial[base + i] += params[row + i] * dj
+            params[row + i] -= step * acts[src + i]
+
+
+@jit_inline
+def _combine_rows(meta, l, zs, acts, deltas, partial, n_units, n_threads, lo, hi):
+    """Delta of layer l-1's units ``lo .. hi-1``: the threads' partial sums of ``W_l^T delta_l``
+    added in thread order, times ``f'(z)``."""
+    src = meta[l, IN_OFF]
+    for i in range(src + lo, src + hi):
+        s = partial[i]
+        for q in range(np.uint64(1), n_threads):
+            s += partial[q * n_units + i]
+        deltas[i] = s
+    _scale_by_derivative(meta[l - 1, ACT], zs, acts, deltas, src + lo, hi - lo)
+
+
+@jit
+def train_epoch_rows(
+    params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, x, partial, losses, rows, rank, sync
+):
+    """Thread ``rank``'s share of row-parallel online SGD over ``X[order]`` (see above).
+
+    Every thread calls this at once with the same arguments except ``rank`` and ``x``, its own
+    copy of the sample's input (n_in,); ``zs, acts, deltas`` are shared. ``rows`` uint64
+    ``(n_layers, n_threads + 1)``: the thread owns units ``rows[l, rank] .. rows[l, rank + 1] -
+    1`` of each hidden layer l. ``partial``
+    ``(n_threads * n_units,)``: per-thread partial sums. ``sync`` int64: ``SYNC_ABORT`` then one
+    barrier counter per thread, ``SYNC_STRIDE`` apart, equal for all threads between calls.
+    ``losses[t]`` (thread 0) receives step t's loss. Needs at least one hidden layer. Returns the
+    number of samples done: ``len(order)``, or fewer if aborted (then mid-sample).
+    """
+    n_steps = order.shape[0]
+    if n_steps == 0:
+        return 0
+    last = meta.shape[0] - 1
+    n_threads = np.uint64(rows.shape[1]) - np.uint64(1)
+    n_units = np.uint64(zs.shape[0])
+    p_off = rank * n_units
+    nxt = rank + np.uint64(1)
+    me, n_sync = np.int64(rank), np.int64(n_threads)  # barrier indices in int64
+    count = _load_acquire(sync, (me + 1) * SYNC_STRIDE)
+    _load_input(meta, X, order[0], x)
+    _affine_rows(params, meta, 0, zs, x, rows[0, rank], rows[0, nxt])
+    for t in range(n_steps):
+        r = order[t]
+        for l in range(last):  # hidden layers: this thread's rows (layer 0's z is ready)
+            lo, hi = rows[l, rank], rows[l, nxt]
+            if l > 0:
+                count += 1
+                if not _barrier(sync, me, n_sync, count):
+                    return t
+                _affine_rows(params, meta, l, zs, acts, lo, hi)
+            u = meta[l, OUT_OFF]
+            simd = meta[l, N_OUT] >= SIMD_MIN_UNITS
+            _activate_units(meta[l, ACT], zs, acts, u + lo, u + hi, simd)
+        count += 1
+        if not _barrier(sync, me, n_sync, count):
+            return t
+        if me == 0:  # the output layer, whole
+            _affine_rows(params, meta, last, zs, acts, np.uint64(0), meta[last, N_OUT])
+            lse = _activate(meta[last, ACT], zs, acts, meta[last, OUT_OFF], meta[last, N_OUT])
+            losses[t] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
+            _backprop_and_update_layer(params, meta, last, zs, acts, deltas, lr)
+        count += 1
+        if not _barrier(sync, me, n_sync, count):
+            return t
+        for k in range(1, last):  # hidden layers last-1 .. 1
+            l = last - k
+            lo, hi = rows[l, rank], rows[l, nxt]
+            _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr, lo, hi)
+            count += 1
+            if not _barrier(sync, me, n_sync, count):
+                return t
+            _combine_rows(
+                meta, l, zs, acts, deltas, partial, n_units, n_threads, rows[l - 1, rank],
+                rows[l - 1, nxt],
+            )  # fmt: skip
+        lo, hi = rows[0, rank], rows[0, nxt]
+        if t + 1 < n_steps:
+            r_next = order[t + 1]
+            _update_first_layer_and_forward(params, meta, x, deltas, lr, X, r_next, zs, lo, hi)
+            _load_input(meta, X, r_next, x)
+        else:
+            _update_rows(params, meta, 0, x, deltas, lr, lo, hi)
+    return n_steps
 
 
 # --- Validation helper ------------------------------------------------------------------------
