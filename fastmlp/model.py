@@ -41,6 +41,15 @@ _LOSS_CODES = {
 # parameter updates (a few ms): Ctrl-C is only seen between calls, and the per-call overhead
 # (~1 us) stays negligible.
 _UPDATES_PER_CHUNK = 1 << 24
+
+
+def _available_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 # predict() goes parallel above this many multiply-adds (a thread pool costs ~0.1-0.2 ms).
 _PARALLEL_PREDICT_WORK = 1 << 22
 
@@ -301,6 +310,7 @@ class MLP:
         callback: Callable[[int, dict[str, float]], object] | None = None,
         progress: bool = False,
         n_jobs: int | None = None,
+        parallel: str = "rows",
     ) -> MLP:
         """Train for ``epochs`` passes over the data: online SGD by default (one update per
         sample); mini-batches, momentum, Adam, weight decay and dropout on request.
@@ -372,11 +382,21 @@ class MLP:
             Show a progress bar per epoch (tqdm when installed, else a line per epoch on
             stderr).
         n_jobs : int or None, default None (= 1)
-            Hogwild! (Niu et al. 2011): ``n_jobs`` threads each take a share of every epoch's
-            samples and update the one shared parameter buffer without locks. Plain online SGD
-            only (``batch_size=1``, no momentum/Adam/decay/dropout/sample weights). Not
-            bit-reproducible: the interleaving of the threads' updates varies from run to run.
-            On a divergence the whole epoch is rolled back.
+            Threads for plain online SGD (``batch_size=1``, no momentum/Adam/decay/dropout/
+            sample weights); how they share the work is ``parallel``'s choice.
+        parallel : {"rows", "hogwild"}, default "rows"
+            ``"rows"``: exact online SGD, every sample in turn, with each hidden layer's rows
+            (units) split between the threads, which meet at a spin barrier between layers.
+            At most one thread per available core; a network without a hidden layer trains
+            serially. Deterministic; with one hidden layer the result is bit-identical to
+            ``n_jobs=1``, deeper networks differ by rounding (``W^T delta`` is summed in
+            per-thread parts). Pays off when the per-sample work (``~n_params``) is large
+            against a barrier (~1 us): tens of thousands of weights and up.
+            ``"hogwild"``: Hogwild! (Niu et al. 2011): the threads each take a share of every
+            epoch's samples and update the one shared buffer without locks. Not
+            bit-reproducible (the interleaving varies from run to run); slow for dense layers,
+            whose updates make the cores fight over every cache line. On a divergence the whole
+            epoch is rolled back.
 
         Returns
         -------
@@ -412,11 +432,15 @@ class MLP:
             patience = V.check_positive_int("patience", patience)
         tol = optim.check_non_negative("tol", tol)
         n_jobs = 1 if n_jobs is None else V.check_positive_int("n_jobs", n_jobs)
+        if parallel not in ("rows", "hogwild"):
+            raise ValueError(f"parallel must be 'rows' or 'hogwild', got {parallel!r}.")
         if n_jobs > 1 and not (settings.is_plain_sgd and weights is None):
             raise ValueError(
-                f"n_jobs={n_jobs} (Hogwild) runs plain online SGD only: batch_size=1, "
+                f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
                 "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
             )
+        if parallel == "rows":  # one thread per core at most: a spin barrier needs them all
+            n_jobs = min(n_jobs, _available_cores()) if self.layout.n_layers > 1 else 1
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
         rng = self._rng if seed is None else np.random.default_rng(seed)
@@ -436,7 +460,9 @@ class MLP:
                     )
                 order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
                 started = time.perf_counter()
-                if n_jobs > 1:
+                if n_jobs > 1 and parallel == "rows":
+                    losses = self._train_epoch_rows(X, Y, order, current_lr, epoch, n_jobs)
+                elif n_jobs > 1:
                     losses = self._train_epoch_hogwild(X, Y, order, current_lr, epoch, n_jobs)
                 else:
                     losses = self._train_epoch(X, Y, weights, order, current_lr, settings, epoch)
@@ -591,6 +617,67 @@ class MLP:
                 self.n_updates_ += pending
                 self.n_samples_seen_ += stop - start
             raise
+        return losses
+
+    def _train_epoch_rows(
+        self, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int, n_jobs: int
+    ) -> np.ndarray:
+        """One epoch of row-parallel online SGD (``K.train_epoch_rows``) on ``n_jobs`` threads:
+        this thread is rank 0, a pool runs the others. In chunks of kernel calls, like
+        ``_train_epoch``; returns the per-sample losses."""
+        n_samples = order.shape[0]
+        losses = np.empty(n_samples, dtype=self.dtype)
+        args = (self._params, self._meta, self._loss_code, X, Y)
+        lr_t = self.dtype.type(lr)
+        units = (self._zs, self._acts, self._deltas)
+        partial = work_buffer(n_jobs * self.layout.n_units, self.dtype)
+        ranks = np.arange(n_jobs + 1, dtype=np.uint64)
+        rows = self._meta[:, K.N_OUT, None] * ranks // np.uint64(n_jobs)  # (n_layers, n_jobs+1)
+        sync = np.zeros((n_jobs + 1) * K.SYNC_STRIDE, dtype=np.int64)
+        chunk = self._chunk_samples()
+        backup = self._backup
+
+        inputs = [work_buffer(self.layout.n_in, self.dtype) for _ in range(n_jobs)]
+
+        def run(rank: int, part: np.ndarray, part_losses: np.ndarray) -> int:
+            return K.train_epoch_rows(
+                *args, part, lr_t, *units, inputs[rank], partial, part_losses, rows, ranks[rank],
+                sync,
+            )  # fmt: skip
+
+        with ThreadPoolExecutor(n_jobs - 1) as pool:
+            for start in range(0, n_samples, chunk):
+                stop = min(n_samples, start + chunk)
+                part, part_losses = order[start:stop], losses[start:stop]
+                backup[...] = self._params
+                part_losses[-1] = -1.0  # sentinel: rank 0 writes a loss >= 0 when it finishes
+                others = []
+                try:
+                    others = [pool.submit(run, rank, part, part_losses)
+                              for rank in range(1, n_jobs)]  # fmt: skip
+                    run(0, part, part_losses)
+                    for future in others:
+                        future.result()
+                except BaseException:
+                    # Ctrl-C (or an error). If rank 0 finished the chunk, so do the others
+                    # (they are at most one barrier behind): count it. Else make them return.
+                    finished = part_losses[-1] != -1.0
+                    if not finished:
+                        sync[K.SYNC_ABORT] = 1
+                    for future in others:
+                        future.exception()
+                    if finished:
+                        self.n_updates_ += stop - start
+                        self.n_samples_seen_ += stop - start
+                    else:
+                        self._params[...] = backup  # an aborted chunk stops mid-sample
+                    raise
+                self.n_updates_ += stop - start
+                self.n_samples_seen_ += stop - start
+                if K.count_nonfinite(part_losses[None]) or K.count_nonfinite(self._params[None]):
+                    self._rewind_and_raise(
+                        True, None, X, Y, order, start, stop, (lr_t,), losses, epoch, lr, 1
+                    )
         return losses
 
     def _train_epoch_hogwild(

@@ -57,7 +57,7 @@ def test_a_failing_fit_is_reraised():
 def test_hogwild_fit_trains_digits_as_well_as_serial():
     X, y, X_test, y_test = datasets.digits_train_test()
     serial = MLP((64, 32, 10), seed=0).fit(X, y, epochs=10, lr=0.02)
-    hogwild = MLP((64, 32, 10), seed=0).fit(X, y, epochs=10, lr=0.02, n_jobs=2)
+    hogwild = MLP((64, 32, 10), seed=0).fit(X, y, epochs=10, lr=0.02, n_jobs=2, parallel="hogwild")
     acc_serial = np.mean(serial.predict_classes(X_test) == y_test)
     acc_hogwild = np.mean(hogwild.predict_classes(X_test) == y_test)
     assert abs(acc_hogwild - acc_serial) <= 0.01, (acc_hogwild, acc_serial)
@@ -68,8 +68,8 @@ def test_hogwild_fit_trains_digits_as_well_as_serial():
 def test_hogwild_refuses_settings_it_does_not_run():
     X, y = datasets.xor()
     net = MLP((2, 3, 1), output="sigmoid", loss="mse")
-    with pytest.raises(ValueError, match=r"n_jobs=2 \(Hogwild\) runs plain online SGD only"):
-        net.fit(X, y, n_jobs=2, momentum=0.9)
+    with pytest.raises(ValueError, match=r"n_jobs=2 runs plain online SGD only"):
+        net.fit(X, y, n_jobs=2, momentum=0.9, parallel="hogwild")
     with pytest.raises(ValueError, match="n_jobs must be >= 1"):
         net.fit(X, y, n_jobs=0)
 
@@ -81,6 +81,6 @@ def test_hogwild_divergence_rolls_the_epoch_back():
     y = 1e3 * X[:, 0]
     net = MLP((3, 8, 1), hidden="identity", output="identity", loss="mse", seed=0)
     with pytest.raises(DivergenceError):
-        net.fit(X, y, epochs=50, lr=10.0, n_jobs=2)
+        net.fit(X, y, epochs=50, lr=10.0, n_jobs=2, parallel="hogwild")
     assert np.all(np.isfinite(net.params))
     assert net.n_updates_ == 40 * len(net.history_["loss"])
