@@ -81,21 +81,22 @@ class TrainEpoch:
     track_fraction_of_memory_bound.unit = "ratio"
 
 
-class HogwildEpoch:
-    """One epoch of Hogwild ``fit(n_jobs=2)`` (two threads, shared parameters, fixed order);
+class ParallelEpoch:
+    """One epoch of ``fit(n_jobs=2)`` (fixed order), ``parallel="rows"`` (exact SGD, rows split
+    between two threads) and ``"hogwild"`` (two threads taking samples, shared parameters);
     compare with ``TrainEpoch.time_train_epoch`` of the same net for the speed-up."""
 
-    params = (["mnist128", "wide"], DTYPES)
-    param_names = ["net", "dtype"]
+    params = (["mnist128", "wide"], DTYPES, ["rows", "hogwild"])
+    param_names = ["net", "dtype", "parallel"]
 
-    def setup(self, net, dtype):
+    def setup(self, net, dtype, parallel):
         self.X, self.Y = train_inputs(net, dtype)
         self.model = make_model(net, dtype)
         self.lr = lr_of(net)
-        self.model.fit(self.X[:4], self.Y[:4], lr=1e-9, n_jobs=2)  # compile
+        self.model.fit(self.X[:4], self.Y[:4], lr=1e-9, n_jobs=2, parallel=parallel)  # compile
 
-    def time_hogwild_epoch(self, net, dtype):
-        self.model.fit(self.X, self.Y, lr=self.lr, shuffle=False, n_jobs=2)
+    def time_parallel_epoch(self, net, dtype, parallel):
+        self.model.fit(self.X, self.Y, lr=self.lr, shuffle=False, n_jobs=2, parallel=parallel)
 
 
 class Predict:

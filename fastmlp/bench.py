@@ -16,6 +16,7 @@ one ``step`` call from Python on xor. The networks and data are shared with ``be
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import time
@@ -156,25 +157,37 @@ def step_latency(dtype: str = "float64", calls: int = 20_000, repeats: int = 5) 
 
 
 def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) -> dict:
-    """Same-run ratios on ``n_jobs`` cores: Hogwild ``fit(n_jobs=...)`` over serial ``fit``
-    (one epoch, fixed order), and ``predict`` of 100,000 rows threaded over one thread."""
+    """Same-run speed-ups on ``n_jobs`` threads over one: ``fit(n_jobs=...)`` with
+    ``parallel="rows"`` and with ``parallel="hogwild"`` over serial ``fit`` (one epoch, fixed
+    order), and ``predict`` of 100,000 rows; per key the quartiles ``[q25, median, q75]`` of
+    the paired ratios."""
     X, Y = make_data(name)
     X = np.ascontiguousarray(X, dtype=dtype)
     model = make_model(name, dtype)
     lr = NETWORKS[name].lr
-    model.fit(X[:4], Y[:4], lr=1e-9, n_jobs=n_jobs)  # compile; both kernels are the same one
+    for parallel in ("rows", "hogwild"):  # compile
+        model.fit(X[:4], Y[:4], lr=1e-9, n_jobs=n_jobs, parallel=parallel)
     rows = np.random.default_rng(1).random((100_000, X.shape[1])).astype(dtype)
-    fit_serial, fit_par, pred_serial, pred_par = [], [], [], []
-    for _ in range(repeats):  # interleaved, so a slow patch of the machine hits both
-        fit_serial.append(_elapsed(lambda: model.fit(X, Y, lr=lr, shuffle=False)))
-        fit_par.append(_elapsed(lambda: model.fit(X, Y, lr=lr, shuffle=False, n_jobs=n_jobs)))
-        pred_serial.append(_elapsed(lambda: model.predict(rows, n_jobs=1)))
-        pred_par.append(_elapsed(lambda: model.predict(rows, n_jobs=n_jobs)))
-    return {
-        "net": name,
-        "dtype": dtype,
-        "hogwild": float(np.median(fit_serial) / np.median(fit_par)),
-        "predict": float(np.median(pred_serial) / np.median(pred_par)),
+    ratios = {key: [] for key in ("rows", "hogwild", "predict")}
+    # Paired: each parallel time is set against the mean of the serial times just before and
+    # just after it, so a slow patch of this shared machine hits both sides of a ratio.
+    for _ in range(repeats):
+        before = _elapsed(lambda: model.fit(X, Y, lr=lr, shuffle=False))
+        par = {}
+        for parallel in ("rows", "hogwild"):
+            fit = functools.partial(
+                model.fit, X, Y, lr=lr, shuffle=False, n_jobs=n_jobs, parallel=parallel
+            )
+            par[parallel] = _elapsed(fit)
+        after = _elapsed(lambda: model.fit(X, Y, lr=lr, shuffle=False))
+        for parallel in ("rows", "hogwild"):
+            ratios[parallel].append((before + after) / 2 / par[parallel])
+        one = _elapsed(lambda: model.predict(rows, n_jobs=1))
+        threaded = _elapsed(lambda: model.predict(rows, n_jobs=n_jobs))
+        one = (one + _elapsed(lambda: model.predict(rows, n_jobs=1))) / 2
+        ratios["predict"].append(one / threaded)
+    return {"net": name, "dtype": dtype} | {
+        key: np.percentile(value, [25, 50, 75]).tolist() for key, value in ratios.items()
     }
 
 
@@ -202,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ref-samples", type=int, default=2000)
     parser.add_argument(
-        "--parallel", default="mnist128,wide", help="nets for the Hogwild / predict ratios"
+        "--parallel", default="mnist128,wide", help="nets for the 2-thread fit / predict ratios"
     )
     args = parser.parse_args(argv)
     rows = []
@@ -220,8 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in filter(None, args.parallel.split(",")):
         for dtype in args.dtypes.split(","):
             r = parallel_speedups(name, dtype, args.repeats, n_jobs)
-            print(f"{name} {dtype} on {n_jobs} threads: Hogwild fit {r['hogwild']:.2f}x, "
-                  f"predict of 100,000 rows {r['predict']:.2f}x (vs 1 thread)")  # fmt: skip
+            print(f"{name} {dtype}, {n_jobs} threads vs 1 (median [quartiles] of paired "
+                  "ratios): " + ", ".join(
+                      f"{label} {r[key][1]:.2f}x [{r[key][0]:.2f}-{r[key][2]:.2f}]"
+                      for key, label in (("rows", "fit rows"), ("hogwild", "fit hogwild"),
+                                         ("predict", "predict 100,000 rows"))))  # fmt: skip
     return 0
 
 
