@@ -395,6 +395,27 @@ def _update_rows(params, meta, l, acts, deltas, lr, lo, hi):
 
 
 @jit_inline
+def _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr, lo, hi):
+    """Rows ``lo .. hi-1`` of layer l (l >= 1): their share of ``W_l^T delta_l`` into
+    ``partial[p_off + IN_OFF + i]`` (old weights), then their SGD update, in one pass (see
+    ``_backprop_and_update_layer``, which passes ``deltas`` itself as ``partial``)."""
+    n_in = meta[l, N_IN]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    base = p_off + src
+    zero = params.dtype.type(0.0)
+    for i in range(n_in):
+        partial[base + i] = zero
+    for j in range(lo, hi):
+        dj = deltas[dst + j]
+        step = lr * dj
+        params[b + j] -= step
+        row = w + j * n_in
+        for i in range(n_in):
+            partial[base + i] += params[row + i] * dj
+            params[row + i] -= step * acts[src + i]
+
+
+@jit_inline
 def _backprop_and_update_layer(params, meta, l, zs, acts, deltas, lr):
     """Fused ``_backprop_layer`` then ``_update_layer``, in one pass over W_l.
 
@@ -402,20 +423,9 @@ def _backprop_and_update_layer(params, meta, l, zs, acts, deltas, lr):
     place. That is exactly backprop followed by the update, because layer l-1's delta never
     needs layer l's new weights.
     """
-    n_in, n_out = meta[l, N_IN], meta[l, N_OUT]
-    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
-    zero = zs.dtype.type(0.0)
-    for i in range(src, src + n_in):
-        deltas[i] = zero
-    for j in range(n_out):
-        dj = deltas[dst + j]
-        step = lr * dj
-        params[b + j] -= step
-        row = w + j * n_in
-        for i in range(n_in):
-            deltas[src + i] += params[row + i] * dj
-            params[row + i] -= step * acts[src + i]
-    _scale_by_derivative(meta[l - 1, ACT], zs, acts, deltas, src, n_in)
+    zero = np.uint64(0)
+    _backprop_and_update_rows(params, meta, l, acts, deltas, deltas, zero, lr, zero, meta[l, N_OUT])
+    _scale_by_derivative(meta[l - 1, ACT], zs, acts, deltas, meta[l, IN_OFF], meta[l, N_IN])
 
 
 @jit_inline
@@ -869,26 +879,6 @@ def _barrier(sync, rank, n_threads, count):
                 return False
             _cpu_relax()
     return True
-
-
-@jit_inline
-def _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr, lo, hi):
-    """Rows ``lo .. hi-1`` of layer l (l >= 1): their share of ``W_l^T delta_l`` into
-    ``partial[p_off + IN_OFF + i]`` (old weights), then their SGD update, in one pass."""
-    n_in = meta[l, N_IN]
-    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
-    base = p_off + src
-    zero = params.dtype.type(0.0)
-    for i in range(n_in):
-        partial[base + i] = zero
-    for j in range(lo, hi):
-        dj = deltas[dst + j]
-        step = lr * dj
-        params[b + j] -= step
-        row = w + j * n_in
-        for i in range(n_in):
-            partial[base + i] += params[row + i] * dj
-            params[row + i] -= step * acts[src + i]
 
 
 @jit_inline
