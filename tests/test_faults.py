@@ -13,7 +13,8 @@ import pytest
 
 from fastmlp import MLP
 
-INTERRUPTED_FIT = """
+# The start of every Ctrl-C child: a SIGINT handler, 4000 random mnist-sized rows, a net.
+CHILD_SETUP = """
 import signal, sys, time
 # A process started in the background by a non-interactive shell inherits SIGINT ignored, and
 # Python then installs no KeyboardInterrupt handler: install it, whoever started us.
@@ -24,7 +25,11 @@ rng = np.random.default_rng(0)
 X = rng.random((4000, 784)).astype(np.float32)
 y = rng.integers(0, 10, size=4000)
 net = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
-net.fit(X[:2], y[:2], lr=1e-3, n_jobs=N_JOBS)  # compile first
+"""
+
+INTERRUPTED_FIT = (
+    CHILD_SETUP
+    + """net.fit(X[:2], y[:2], lr=1e-3, n_jobs=N_JOBS)  # compile first
 twin_start = net.params.copy()
 n_before = net.n_updates_
 print("ready", flush=True)
@@ -45,6 +50,7 @@ for r in orders:
 same = np.array_equal(net.params, twin.params)
 print(f"caught {caught:.6f} done {done} epochs {len(net.history_['loss'])} same {same}", flush=True)
 """
+)
 
 
 def _interrupt(script):
@@ -159,15 +165,9 @@ def test_parallel_predict_equals_one_thread():
     np.testing.assert_array_equal(net.predict(X[:1], n_jobs=4), one[:1])  # more jobs than rows
 
 
-HOGWILD_INTERRUPTED = """
-import signal, sys, time
-signal.signal(signal.SIGINT, signal.default_int_handler)
-import numpy as np
-from fastmlp import MLP
-rng = np.random.default_rng(0)
-X = rng.random((4000, 784)).astype(np.float32)
-y = rng.integers(0, 10, size=4000)
-net = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
+HOGWILD_INTERRUPTED = (
+    CHILD_SETUP
+    + """
 net.fit(X[:4], y[:4], lr=1e-3, n_jobs=2, parallel="hogwild")  # compile; 4 updates, 1 epoch
 print("ready", flush=True)
 try:
@@ -179,6 +179,7 @@ finite = bool(np.all(np.isfinite(net.params)))
 print(f"caught {caught:.6f} updates {net.n_updates_} epochs {len(net.history_['loss'])} "
       f"finite {finite}", flush=True)
 """
+)
 
 
 def test_ctrl_c_during_hogwild_fit_stops_both_threads():
