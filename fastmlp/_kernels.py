@@ -937,7 +937,7 @@ def train_epoch_rows(
         if not _barrier(sync, me, n_sync, count):
             return t
         if me == 0:  # the output layer, whole
-            _affine_rows(params, meta, last, zs, acts, np.uint64(0), meta[last, N_OUT])
+            _affine(params, meta, last, zs, acts)
             lse = _activate(meta[last, ACT], zs, acts, meta[last, OUT_OFF], meta[last, N_OUT])
             losses[t] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
             _backprop_and_update_layer(params, meta, last, zs, acts, deltas, lr)
