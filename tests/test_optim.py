@@ -144,10 +144,6 @@ def test_splitting_an_epoch_into_kernel_calls_changes_nothing(monkeypatch):
         net, X, Y = make_case(((5, 12, 9), "relu", "softmax", "cross_entropy"), np.float32, 40)
         net.fit(X, Y, epochs=2, lr=0.01, seed=3, **config)
         results.append((net.params.copy(), net.history_["loss"], net.n_updates_))
-    from fastmlp import _kernels as K
-
-    for sig in K.train_epoch_opt.signatures:
-        print("SIG", sig)
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert results[0][1:] == results[1][1:]
 
