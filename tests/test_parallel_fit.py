@@ -10,6 +10,7 @@ from conftest import GRID, TOL_EPOCH, case_id, make_case
 
 from fastmlp import MLP, DivergenceError, datasets
 from fastmlp import _kernels as K
+from fastmlp import model as model_module
 from fastmlp.layout import work_buffer
 from fastmlp.model import _available_cores
 
@@ -101,6 +102,23 @@ def test_abort_releases_waiting_threads():
     thread.join(10)
     assert not thread.is_alive() and result == [0]
     np.testing.assert_array_equal(net.params, before)  # nothing updated before the first barrier
+
+
+@two_cores
+@pytest.mark.parametrize("sizes", [(5, 9, 3), (5, 9, 6, 3)], ids=["1 hidden", "2 hidden"])
+def test_splitting_a_rows_epoch_into_kernel_calls_changes_nothing(monkeypatch, sizes):
+    """Chunks of 4 samples (``_UPDATES_PER_CHUNK = 1`` times ``_ROWS_CHUNK_FACTOR``) give the
+    bits of one call per epoch, and count every update."""
+    results = []
+    for updates_per_chunk in (1 << 40, 1):
+        monkeypatch.setattr(model_module, "_UPDATES_PER_CHUNK", updates_per_chunk)
+        net, X, Y = make_case((sizes, "tanh", "softmax", "cross_entropy"), np.float64, 30)
+        net.fit(X, Y, epochs=2, lr=0.05, seed=3, n_jobs=2)
+        results.append((net.params.copy(), net.history_["loss"], net.n_updates_))
+    assert model_module._UPDATES_PER_CHUNK * model_module._ROWS_CHUNK_FACTOR < 30
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1:] == results[1][1:]
+    assert results[0][2] == 60
 
 
 @two_cores
