@@ -155,10 +155,21 @@ class Layout:
 # therefore allocated with this much memory of its own on both sides, so no other array is ever
 # that close to it.
 BUFFER_PAD_BYTES = 4096
+# Buffers also start on a cache line (NumPy's were 16- or 32-byte aligned). Vector loads and
+# stores then split no cache line, and the threads of row-parallel SGD, which each write their
+# own block of rows, share no line at a block boundary when the rows are whole lines (mnist128's
+# are). Serial best of 21 epochs, unaligned -> aligned, two interleaved runs: mnist128 float64
+# 45.8-53.5k -> 56.9k samples/s, digits float64 1.49-1.57M -> 1.69-1.75M; the rest unchanged
+# within the noise.
+CACHE_LINE_BYTES = 64
 
 
 def work_buffer(n: int, dtype: np.dtype) -> np.ndarray:
-    """A zeroed ``(n,)`` array of ``dtype`` with ``BUFFER_PAD_BYTES`` of padding on each side."""
+    """A zeroed ``(n,)`` array of ``dtype`` starting on a cache line (``CACHE_LINE_BYTES``),
+    with at least ``BUFFER_PAD_BYTES`` of padding on each side."""
     dtype = np.dtype(dtype)
     pad = -(-BUFFER_PAD_BYTES // dtype.itemsize)
-    return np.zeros(n + 2 * pad, dtype=dtype)[pad : pad + n]
+    line = CACHE_LINE_BYTES // dtype.itemsize
+    raw = np.zeros(n + 2 * pad + line, dtype=dtype)
+    start = pad + (-(raw.ctypes.data + pad * dtype.itemsize) % CACHE_LINE_BYTES) // dtype.itemsize
+    return raw[start : start + n]

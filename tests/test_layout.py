@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from fastmlp import Layout
+from fastmlp import MLP, Layout
+from fastmlp.layout import BUFFER_PAD_BYTES, CACHE_LINE_BYTES, work_buffer
 
 
 def test_offsets_follow_w_then_b_per_layer():
@@ -47,3 +48,21 @@ def test_wrong_params_length():
     lay = Layout((2, 2))
     with pytest.raises(ValueError, match=r"params has shape \(5,\), expected \(6,\)"):
         lay.weights(np.zeros(5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint64])
+@pytest.mark.parametrize("n", [1, 7, 1000, 100_003])
+def test_work_buffers_start_on_a_cache_line_with_padding_around(dtype, n):
+    buf = work_buffer(n, dtype)
+    assert buf.shape == (n,) and buf.dtype == dtype and buf.flags.c_contiguous
+    assert buf.ctypes.data % CACHE_LINE_BYTES == 0
+    assert not buf.any()
+    start = buf.ctypes.data - buf.base.ctypes.data
+    assert start >= BUFFER_PAD_BYTES
+    assert buf.base.nbytes - start - buf.nbytes >= BUFFER_PAD_BYTES
+
+
+def test_model_buffers_are_aligned():
+    net = MLP((784, 128, 10), dtype="float32")
+    for buf in (net._params, net._zs, net._acts, net._deltas):
+        assert buf.ctypes.data % CACHE_LINE_BYTES == 0
