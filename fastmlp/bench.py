@@ -30,6 +30,7 @@ import numpy as np
 from . import _kernels as K
 from . import _validation as V
 from . import datasets, reference
+from .layout import work_buffer
 from .model import MLP
 
 __all__ = ["NETWORKS", "Network", "make_data", "make_model", "compare", "main"]
@@ -111,7 +112,7 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
     # The bound: a parameter-sized buffer as rows of n_in, one RMW pass per visited sample.
     n_in = spec.sizes[0]
     n_rows = max(1, net.n_params // n_in)
-    P = np.zeros((n_rows, n_in), dtype=net.dtype)
+    P = work_buffer(n_rows * n_in, net.dtype).reshape(n_rows, n_in)  # aligned like params
     order = np.arange(n, dtype=np.int64)
     lr_t = net.dtype.type(1e-9)
     K.one_pass_bound(P, Xc, order[:2], lr_t)
