@@ -31,7 +31,7 @@ from . import _kernels as K
 from . import _validation as V
 from . import datasets, reference
 from .layout import work_buffer
-from .model import MLP
+from .model import MLP, _available_cores
 
 __all__ = ["NETWORKS", "Network", "make_data", "make_model", "compare", "main"]
 
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     for dtype in args.dtypes.split(","):
         print(f"step(x, y, lr) on xor, {dtype}: {step_latency(dtype) * 1e6:.2f} us per call")
-    n_jobs = os.cpu_count() or 1
+    n_jobs = _available_cores()
     for name in filter(None, args.parallel.split(",")):
         for dtype in args.dtypes.split(","):
             r = parallel_speedups(name, dtype, args.repeats, n_jobs)

@@ -8,7 +8,6 @@ threads runs one model per core with no copy of the data and no process start-up
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from . import _validation as V
-from .model import MLP
+from .model import MLP, _available_cores
 
 __all__ = ["train_many"]
 
@@ -59,7 +58,7 @@ def train_many(
     X, Y : array_like
         Training data shared by all models (as ``MLP.fit`` takes it).
     n_jobs : int or None
-        Threads; None uses every core.
+        Threads; None uses every core this process may run on (its affinity mask).
 
     Every model is exactly what ``MLP(**model_args).fit(X, Y, **fit_args)`` gives (each model
     owns its buffers and random streams). All configs are checked before any training starts;
@@ -72,7 +71,7 @@ def train_many(
     parts = [_split(config, i) for i, config in enumerate(configs)]
     models = [MLP(**model_args) for model_args, _ in parts]  # constructor errors before training
     if n_jobs is None:
-        n_jobs = os.cpu_count() or 1
+        n_jobs = _available_cores()
     n_jobs = V.check_positive_int("n_jobs", n_jobs)
 
     def train(i: int) -> MLP:

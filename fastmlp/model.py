@@ -871,15 +871,16 @@ class MLP:
         """Network outputs ``(n_samples, n_out)`` in the model's dtype.
 
         ``n_jobs``: threads over blocks of rows (the kernel releases the GIL; results are
-        identical to one thread's). ``None`` uses every core when the input is large (more
-        than ~4 million multiply-adds) and one thread otherwise.
+        identical to one thread's). ``None`` uses every core this process may run on (its
+        affinity mask) when the input is large (more than ~4 million multiply-adds) and one
+        thread otherwise.
         """
         X = V.check_X(X, self.layout.n_in, self.dtype)
         n_samples = X.shape[0]
         out = np.empty((n_samples, self.layout.n_out), dtype=self.dtype)
         if n_jobs is None:
             big = n_samples * self.n_params > _PARALLEL_PREDICT_WORK and n_samples >= 64
-            n_jobs = (os.cpu_count() or 1) if big else 1
+            n_jobs = _available_cores() if big else 1
         n_jobs = min(V.check_positive_int("n_jobs", n_jobs), n_samples)
         if n_jobs == 1:
             self._predict_rows(X, out)

@@ -2,6 +2,7 @@
 threads that meet at a spin barrier. One hidden layer: bit-identical to serial; deeper: equal up
 to the order of one sum (W^T delta in per-thread parts), within the epoch tolerances."""
 
+import os
 import threading
 
 import numpy as np
@@ -155,3 +156,31 @@ def test_bad_parallel_setting():
     with pytest.raises(ValueError, match=r"n_jobs=2 runs plain online SGD only"):
         net.fit(X, y, n_jobs=2, batch_size=2)
     assert net.n_updates_ == 0
+
+
+def test_default_threads_follow_the_available_cores(monkeypatch):
+    """``n_jobs=None`` in predict and train_many means the cores this process may run on (as
+    ``fit`` caps threads): with one available core, neither starts a thread pool."""
+    from fastmlp import many as many_module
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a thread pool was started")
+
+    for module in (model_module, many_module):
+        monkeypatch.setattr(module, "_available_cores", lambda: 1)
+        monkeypatch.setattr(module, "ThreadPoolExecutor", no_pool)
+    net = MLP((784, 128, 10), seed=0)
+    rows = np.random.default_rng(0).random((200, 784))  # 200 x 101,770: the threaded size
+    assert net.predict(rows).shape == (200, 10)
+    X, y = datasets.xor()
+    nets = many_module.train_many(
+        [{"layer_sizes": (2, 3, 1), "output": "sigmoid", "loss": "mse"}] * 2, X, y
+    )
+    assert len(nets) == 2
+
+
+def test_available_cores_is_the_affinity_mask():
+    if hasattr(os, "sched_getaffinity"):
+        assert _available_cores() == len(os.sched_getaffinity(0))
+    else:
+        assert _available_cores() == (os.cpu_count() or 1)
