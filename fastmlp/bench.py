@@ -181,33 +181,31 @@ def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) 
     twins = [make_model(name, dtype, seed=k) for k in range(1, n_jobs)]
     for twin in twins:
         twin.fit(X[:4], Y[:4], lr=1e-9)
+    serial_fit = functools.partial(model.fit, X, Y, lr=lr, shuffle=False)
 
     def independent() -> None:
         with ThreadPoolExecutor(max(1, len(twins))) as pool:
             futures = [pool.submit(twin.fit, X, Y, lr=lr, shuffle=False) for twin in twins]
-            model.fit(X, Y, lr=lr, shuffle=False)
+            serial_fit()
             for future in futures:
                 future.result()
 
-    keys = ("independent", "rows", "hogwild") + (("predict",) if name == "mnist128" else ())
+    # key: (one thread, n_jobs threads)
+    runs = {"independent": (serial_fit, independent)} | {
+        parallel: (serial_fit, functools.partial(serial_fit, n_jobs=n_jobs, parallel=parallel))
+        for parallel in ("rows", "hogwild")
+    }
+    if name == "mnist128":
+        rows = np.random.default_rng(1).random((100_000, X.shape[1])).astype(dtype)
+        runs["predict"] = (functools.partial(model.predict, rows, n_jobs=1),
+                           functools.partial(model.predict, rows, n_jobs=n_jobs))  # fmt: skip
+    keys = tuple(runs)
     work = {key: n_jobs if key == "independent" else 1 for key in keys}  # in serial epochs
-    rows = np.random.default_rng(1).random((100_000, X.shape[1])).astype(dtype)
     serial = {key: [] for key in keys}
     par = {key: [] for key in keys}
     ratios = {key: [] for key in keys}
     for _ in range(repeats):
-        for key in keys:
-            if key == "independent":
-                one = functools.partial(model.fit, X, Y, lr=lr, shuffle=False)
-                many = independent
-            elif key == "predict":
-                one = functools.partial(model.predict, rows, n_jobs=1)
-                many = functools.partial(model.predict, rows, n_jobs=n_jobs)
-            else:
-                one = functools.partial(model.fit, X, Y, lr=lr, shuffle=False)
-                many = functools.partial(
-                    model.fit, X, Y, lr=lr, shuffle=False, n_jobs=n_jobs, parallel=key
-                )
+        for key, (one, many) in runs.items():
             before, t, after = _elapsed(one), _elapsed(many), _elapsed(one)
             serial[key] += [before, after]
             par[key].append(t)
