@@ -16,3 +16,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "python -m pip install -e . && python -m fastmlp" in commands
     ci_commands = [line for line in ci.splitlines() if line and not line.startswith("#")]
     assert ci_commands[-1] == test_command
+    # README's step 2 (its comment line and command) is the end of .ci/run, verbatim
+    step = re.search(r"^# 2\..*\n" + re.escape(test_command) + r"\n", readme, flags=re.M)
+    assert step is not None
+    assert ci.endswith(step.group(0))
