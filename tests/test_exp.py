@@ -43,17 +43,21 @@ def test_exp_below_the_normal_range_is_tiny_not_garbage():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("hidden", ["tanh", "sigmoid"])
-def test_wide_activations_at_tiny_and_huge_z(dtype, hidden):
-    """16 hidden units (vectorised path) fed z from 1e-12 to 1e3: matches NumPy's tanh/sigmoid
-    to the same relative precision; no overflow, no cancellation near 0."""
-    z = np.array([1e-12, -1e-9, 3e-7, -1e-4, 0.01, -0.3, 0.35, -1.0, 2.0, -5.0, 10.0, -19.0,
-                  40.0, -300.0, 1000.0, 0.0], dtype=np.float64)  # fmt: skip
-    net = MLP((1, 16, 2), hidden=hidden, output="softmax", dtype=dtype)
-    net.weights[0][:, 0] = z
+@pytest.mark.parametrize("width", [16, 4])
+def test_activations_at_tiny_and_huge_z(dtype, hidden, width):
+    """Hidden layers of 16 units (vectorised exp) and of 4 (libm, narrower than
+    ``SIMD_MIN_UNITS``) fed z from 1e-12 to 1e3: match NumPy's tanh/sigmoid to the same relative
+    precision; no overflow, no cancellation near 0."""
+    assert (width >= K.SIMD_MIN_UNITS) == (width == 16)
+    z = np.array([1e-12, -1e-9, 0.0, -1e-4, 0.01, -0.3, 0.35, -1.0, 2.0, -5.0, 10.0, -19.0,
+                  40.0, -300.0, 1000.0, -1000.0], dtype=np.float64)  # fmt: skip
+    net = MLP((1, width, 2), hidden=hidden, output="softmax", dtype=dtype)
     zs, acts = (np.zeros(net.layout.n_units, dtype) for _ in range(2))
-    K.forward(net.params, net._meta, np.ones((1, 1), dtype), 0, zs, acts)
-    got = acts[net.layout.unit_slice(1)]
-    expected = ref.activate(hidden, z.astype(dtype).astype(np.float64))
     rtol = 4 * np.finfo(dtype).eps
-    # below the smallest normal number the clamp answers ~tiny instead of 0 (or a denormal)
-    np.testing.assert_allclose(got, expected, rtol=rtol, atol=2 * np.finfo(dtype).tiny)
+    for chunk in z.reshape(-1, width):
+        net.weights[0][:, 0] = chunk
+        K.forward(net.params, net._meta, np.ones((1, 1), dtype), 0, zs, acts)
+        got = acts[net.layout.unit_slice(1)]
+        expected = ref.activate(hidden, chunk.astype(dtype).astype(np.float64))
+        # below the smallest normal number: ~tiny (the vectorised exp's clamp) or 0
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=2 * np.finfo(dtype).tiny)
