@@ -107,6 +107,7 @@ LEAKY_SLOPE = 0.01  # negative slope of leaky_relu (PyTorch's default)
 # against libm's ~13 ns for tanh) but loses to libm on a few scalars (xor: 8.2 -> 6.0 million
 # samples/s when used on its 1- to 3-unit layers). Layers narrower than this use libm.
 SIMD_MIN_UNITS = 8
+PREDICT_BLOCK = 4  # samples per pass over the weights in predict_batch
 POW2_F64 = np.ldexp(1.0, np.arange(-1022, 1))  # 2^k, k = -1022 .. 0 (normal numbers only)
 POW2_F32 = np.ldexp(np.float32(1.0), np.arange(-126, 1)).astype(np.float32)
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split (fdlibm): k * LN2_HI is exact for |k| < 2^11
@@ -562,15 +563,58 @@ def train_epoch(params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, loss
             _update_layer(params, meta, 0, acts, deltas, lr)
 
 
+@jit_inline
+def _affine_block(params, meta, l, zs, acts, n_units):
+    """``z = W a_prev + b`` for layer ``l`` and ``PREDICT_BLOCK`` (4) samples at once, whose unit
+    buffers lie ``n_units`` apart in ``zs`` and ``acts``: one pass over W for all four."""
+    n_in = meta[l, N_IN]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    src1, src2, src3 = src + n_units, src + n_units + n_units, src + n_units * np.uint64(3)
+    dst1, dst2, dst3 = dst + n_units, dst + n_units + n_units, dst + n_units * np.uint64(3)
+    for j in range(meta[l, N_OUT]):
+        s0 = s1 = s2 = s3 = params[b + j]
+        row = w + j * n_in
+        for i in range(n_in):  # four reductions, each summed exactly like the others
+            wi = params[row + i]
+            s0 += wi * acts[src + i]
+            s1 += wi * acts[src1 + i]
+            s2 += wi * acts[src2 + i]
+            s3 += wi * acts[src3 + i]
+        zs[dst + j] = s0
+        zs[dst1 + j] = s1
+        zs[dst2 + j] = s2
+        zs[dst3 + j] = s3
+
+
 @jit
 def predict_batch(params, meta, X, out, zs, acts):
-    """Forward pass of every row of X (n_samples, n_in) into ``out`` (n_samples, n_out)."""
-    last = meta.shape[0] - 1
+    """Forward pass of every row of X (n_samples, n_in) into ``out`` (n_samples, n_out).
+
+    ``zs`` and ``acts`` hold ``PREDICT_BLOCK * n_units`` entries: the rows go through the
+    network ``PREDICT_BLOCK`` at a time, one pass over each W per block. The last block repeats
+    the last row, so every row is computed by the same code, wherever it sits in X.
+    """
+    n_rows = X.shape[0]
+    n_layers = meta.shape[0]
+    last = n_layers - 1
+    n_in = meta[0, N_IN]
     u, n = meta[last, OUT_OFF], meta[last, N_OUT]
-    for r in range(X.shape[0]):
-        forward(params, meta, X, r, zs, acts)
-        for k in range(n):
-            out[r, k] = acts[u + k]
+    block = np.uint64(PREDICT_BLOCK)
+    n_units = np.uint64(zs.shape[0]) // block
+    for start in range(0, n_rows, PREDICT_BLOCK):
+        for k in range(block):
+            r = min(start + np.int64(k), n_rows - 1)
+            base = k * n_units
+            for i in range(n_in):
+                acts[base + i] = X[r, i]
+        for l in range(n_layers):
+            _affine_block(params, meta, l, zs, acts, n_units)
+            for k in range(block):
+                _activate(meta[l, ACT], zs, acts, meta[l, OUT_OFF] + k * n_units, meta[l, N_OUT])
+        for k in range(min(PREDICT_BLOCK, n_rows - start)):
+            base = np.uint64(k) * n_units + u
+            for c in range(n):
+                out[start + k, c] = acts[base + c]
 
 
 @jit

@@ -895,7 +895,8 @@ class MLP:
 
     def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
         # Workspace per call, so several threads may predict with one model at once.
-        zs, acts = (work_buffer(self.layout.n_units, self.dtype) for _ in range(2))
+        n = K.PREDICT_BLOCK * self.layout.n_units
+        zs, acts = (work_buffer(n, self.dtype) for _ in range(2))
         K.predict_batch(self._params, self._meta, X, out, zs, acts)
 
     def predict_classes(self, X: ArrayLike) -> np.ndarray:
