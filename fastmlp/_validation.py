@@ -139,8 +139,13 @@ def _check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
-def check_X(X: object, n_in: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
-    """2-D ``(n_samples, n_in)``, non-empty, finite; returned C-contiguous in ``dtype``."""
+def check_X(
+    X: object, n_in: int, dtype: np.dtype, name: str = "X", finite: bool = True
+) -> np.ndarray:
+    """2-D ``(n_samples, n_in)``, non-empty, finite; returned C-contiguous in ``dtype``.
+
+    ``finite=False`` skips the finiteness scan: the caller then scans (in parallel, say) and
+    calls ``_check_finite`` itself before using any result."""
     arr = _as_real_array(name, X, dtype)
     if arr.ndim != 2:
         hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
@@ -155,7 +160,8 @@ def check_X(X: object, n_in: int, dtype: np.dtype, name: str = "X") -> np.ndarra
             f"{name} has shape {arr.shape}, expected (n_samples, {n_in}): the network's input "
             f"layer has n_in={n_in}."
         )
-    _check_finite(name, arr)
+    if finite:
+        _check_finite(name, arr)
     return arr
 
 

@@ -875,22 +875,28 @@ class MLP:
         affinity mask) when the input is large (more than ~4 million multiply-adds) and one
         thread otherwise.
         """
-        X = V.check_X(X, self.layout.n_in, self.dtype)
+        X = V.check_X(X, self.layout.n_in, self.dtype, finite=False)  # scanned below
         n_samples = X.shape[0]
         out = np.empty((n_samples, self.layout.n_out), dtype=self.dtype)
+        work = n_samples * self.n_params
         if n_jobs is None:
-            big = n_samples * self.n_params > _PARALLEL_PREDICT_WORK and n_samples >= 64
+            big = work > _PARALLEL_PREDICT_WORK and n_samples >= 64
             n_jobs = _available_cores() if big else 1
         n_jobs = min(V.check_positive_int("n_jobs", n_jobs), n_samples)
         if n_jobs == 1:
+            V._check_finite("X", X)
             self._predict_rows(X, out)
             return out
-        bounds = np.linspace(0, n_samples, n_jobs + 1).astype(int)
+        # More blocks than threads, taken in turn by whichever thread is free: a thread slowed by
+        # the machine then does fewer blocks instead of holding up the rest at the end.
+        n_blocks = min(n_samples, max(n_jobs, min(8 * n_jobs, work // _PARALLEL_PREDICT_WORK)))
+        bounds = np.linspace(0, n_samples, n_blocks + 1).astype(int)
         with ThreadPoolExecutor(n_jobs) as pool:
-            jobs = [pool.submit(self._predict_rows, X[lo:hi], out[lo:hi])
+            jobs = [pool.submit(self._predict_finite_rows, X[lo:hi], out[lo:hi])
                     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
-            for job in jobs:
-                job.result()
+            n_bad = sum(job.result() for job in jobs)
+        if n_bad:
+            V._check_finite("X", X)  # raises, naming the first non-finite entry
         return out
 
     def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
@@ -898,6 +904,15 @@ class MLP:
         n = K.PREDICT_BLOCK * self.layout.n_units
         zs, acts = (work_buffer(n, self.dtype) for _ in range(2))
         K.predict_batch(self._params, self._meta, X, out, zs, acts)
+
+    def _predict_finite_rows(self, X: np.ndarray, out: np.ndarray) -> int:
+        """``_predict_rows`` after scanning this block of X for NaN/inf (in the calling thread,
+        so the scan runs in parallel too); returns the non-finite count, predicting nothing if
+        it is not 0."""
+        n_bad = K.count_nonfinite(X)
+        if n_bad == 0:
+            self._predict_rows(X, out)
+        return n_bad
 
     def predict_classes(self, X: ArrayLike) -> np.ndarray:
         """Class predictions: argmax for softmax ``(n_samples,)``; ``output >= 0.5`` for sigmoid

@@ -165,6 +165,19 @@ def test_parallel_predict_equals_one_thread():
     np.testing.assert_array_equal(net.predict(X[:1], n_jobs=4), one[:1])  # more jobs than rows
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("row", [0, 2600, 4999])
+def test_parallel_predict_rejects_non_finite_X_like_one_thread(bad, row):
+    """With threads, each block of X is scanned in its own thread: the error is the same."""
+    net = MLP((60, 30, 4), hidden="tanh", seed=0)
+    X = np.random.default_rng(4).random((5000, 60))
+    X[row, 7] = bad
+    message = rf"X contains 1 non-finite value\(s\) \(first at index \({row}, 7\)\)"
+    for n_jobs in (1, 2, 3):
+        with pytest.raises(ValueError, match=message):
+            net.predict(X, n_jobs=n_jobs)
+
+
 HOGWILD_INTERRUPTED = (
     CHILD_SETUP
     + """
