@@ -947,11 +947,12 @@ def train_epoch_rows(
     """Thread ``rank``'s share of row-parallel online SGD over ``X[order]`` (see above).
 
     Every thread calls this at once with the same arguments except ``rank`` and ``x``, its own
-    copy of the sample's input (n_in,); ``zs, acts, deltas`` are shared. ``rows`` uint64
-    ``(n_layers, n_threads + 1)``: the thread owns units ``rows[l, rank] .. rows[l, rank + 1] -
-    1`` of each hidden layer l. ``partial``
-    ``(n_threads * n_units,)``: per-thread partial sums. ``sync`` int64: ``SYNC_ABORT`` then one
-    barrier counter per thread, ``SYNC_STRIDE`` apart, equal for all threads between calls.
+    copy of the sample's input (n_in,); ``zs, acts, deltas`` are shared.
+    ``rows`` uint64 ``(n_layers, n_threads + 1)``: the thread owns the units
+    ``rows[l, rank] .. rows[l, rank + 1] - 1`` of each hidden layer l.
+    ``partial`` ``(n_threads * n_units,)``: per-thread partial sums.
+    ``sync`` int64: ``SYNC_ABORT`` then one barrier counter per thread, ``SYNC_STRIDE`` apart,
+    equal for all threads between calls.
     ``losses[t]`` (thread 0) receives step t's loss. Needs at least one hidden layer. Returns the
     number of samples done: ``len(order)``, or fewer if aborted (then mid-sample).
     """
