@@ -107,7 +107,7 @@ LEAKY_SLOPE = 0.01  # negative slope of leaky_relu (PyTorch's default)
 # against libm's ~13 ns for tanh) but loses to libm on a few scalars (xor: 8.2 -> 6.0 million
 # samples/s when used on its 1- to 3-unit layers). Layers narrower than this use libm.
 SIMD_MIN_UNITS = 8
-PREDICT_BLOCK = 4  # samples per pass over the weights in predict_batch
+PREDICT_BLOCK = 4  # samples per pass over the weights in predict_batch (_affine_block: exactly 4)
 POW2_F64 = np.ldexp(1.0, np.arange(-1022, 1))  # 2^k, k = -1022 .. 0 (normal numbers only)
 POW2_F32 = np.ldexp(np.float32(1.0), np.arange(-126, 1)).astype(np.float32)
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split (fdlibm): k * LN2_HI is exact for |k| < 2^11
