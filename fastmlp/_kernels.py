@@ -586,6 +586,25 @@ def _affine_block(params, meta, l, zs, acts, n_units):
         zs[dst3 + j] = s3
 
 
+@jit_inline
+def _forward_block(params, meta, X, start, zs, acts, n_units):
+    """Rows ``start .. start + PREDICT_BLOCK - 1`` of X (the last row repeated past the end)
+    through every layer, one pass over each W for all of them; row k's levels lie at
+    ``k * n_units`` in ``zs`` and ``acts``. The output layer gets its z only (no activation)."""
+    n_rows = X.shape[0]
+    last = meta.shape[0] - 1
+    for k in range(np.uint64(PREDICT_BLOCK)):
+        r = min(start + np.int64(k), n_rows - 1)
+        base = k * n_units
+        for i in range(meta[0, N_IN]):
+            acts[base + i] = X[r, i]
+    for l in range(meta.shape[0]):
+        _affine_block(params, meta, l, zs, acts, n_units)
+        if l != last:
+            for k in range(np.uint64(PREDICT_BLOCK)):
+                _activate(meta[l, ACT], zs, acts, meta[l, OUT_OFF] + k * n_units, meta[l, N_OUT])
+
+
 @jit
 def predict_batch(params, meta, X, out, zs, acts):
     """Forward pass of every row of X (n_samples, n_in) into ``out`` (n_samples, n_out).
@@ -595,34 +614,38 @@ def predict_batch(params, meta, X, out, zs, acts):
     the last row, so every row is computed by the same code, wherever it sits in X.
     """
     n_rows = X.shape[0]
-    n_layers = meta.shape[0]
-    last = n_layers - 1
-    n_in = meta[0, N_IN]
-    u, n = meta[last, OUT_OFF], meta[last, N_OUT]
-    block = np.uint64(PREDICT_BLOCK)
-    n_units = np.uint64(zs.shape[0]) // block
+    last = meta.shape[0] - 1
+    code, u, n = meta[last, ACT], meta[last, OUT_OFF], meta[last, N_OUT]
+    n_units = np.uint64(zs.shape[0]) // np.uint64(PREDICT_BLOCK)
     for start in range(0, n_rows, PREDICT_BLOCK):
-        for k in range(block):
-            r = min(start + np.int64(k), n_rows - 1)
-            base = k * n_units
-            for i in range(n_in):
-                acts[base + i] = X[r, i]
-        for l in range(n_layers):
-            _affine_block(params, meta, l, zs, acts, n_units)
-            for k in range(block):
-                _activate(meta[l, ACT], zs, acts, meta[l, OUT_OFF] + k * n_units, meta[l, N_OUT])
+        _forward_block(params, meta, X, start, zs, acts, n_units)
         for k in range(min(PREDICT_BLOCK, n_rows - start)):
             base = np.uint64(k) * n_units + u
+            _activate(code, zs, acts, base, n)
             for c in range(n):
                 out[start + k, c] = acts[base + c]
 
 
 @jit
 def loss_batch(params, meta, loss_code, X, Y, zs, acts, deltas, losses):
-    """Per-sample losses of every row into ``losses`` (n_samples,); parameters unchanged."""
-    for r in range(X.shape[0]):
-        lse = forward(params, meta, X, r, zs, acts)
-        losses[r] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
+    """Per-sample losses of every row into ``losses`` (n_samples,); parameters unchanged.
+
+    ``zs``, ``acts``: ``PREDICT_BLOCK * n_units`` entries, the forward pass as in
+    ``predict_batch``; ``deltas``: ``n_units``. Each row's output z is moved to row 0's output
+    level, where ``_output_delta`` reads it.
+    """
+    n_rows = X.shape[0]
+    last = meta.shape[0] - 1
+    code, u, n = meta[last, ACT], meta[last, OUT_OFF], meta[last, N_OUT]
+    n_units = np.uint64(zs.shape[0]) // np.uint64(PREDICT_BLOCK)
+    for start in range(0, n_rows, PREDICT_BLOCK):
+        _forward_block(params, meta, X, start, zs, acts, n_units)
+        for k in range(min(PREDICT_BLOCK, n_rows - start)):
+            base = np.uint64(k) * n_units + u
+            for c in range(n):
+                zs[u + c] = zs[base + c]
+            lse = _activate(code, zs, acts, u, n)
+            losses[start + k] = _output_delta(meta, loss_code, Y, start + k, zs, acts, deltas, lse)
 
 
 # --- Benchmark yardstick ------------------------------------------------------------------------

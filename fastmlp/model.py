@@ -936,7 +936,9 @@ class MLP:
 
     def _mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
         """Mean per-sample loss over validated ``(X, Y)``, parameters unchanged."""
-        zs, acts, deltas = (work_buffer(self.layout.n_units, self.dtype) for _ in range(3))
+        n_units = self.layout.n_units
+        zs, acts = (work_buffer(K.PREDICT_BLOCK * n_units, self.dtype) for _ in range(2))
+        deltas = work_buffer(n_units, self.dtype)
         losses = np.empty(X.shape[0], dtype=self.dtype)
         K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
         return float(np.mean(losses, dtype=np.float64))

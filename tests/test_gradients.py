@@ -18,7 +18,8 @@ ATOL, RTOL = 1e-7, 1e-6
 
 def sample_loss(net, params, x, y):
     n_units = net.layout.n_units
-    zs, acts, deltas = (np.zeros(n_units) for _ in range(3))
+    zs, acts = (np.zeros(K.PREDICT_BLOCK * n_units) for _ in range(2))
+    deltas = np.zeros(n_units)
     losses = np.empty(1)
     K.loss_batch(params, net._meta, net._loss_code, x[None], y[None], zs, acts, deltas, losses)
     return losses[0]
