@@ -899,11 +899,15 @@ class MLP:
             V._check_finite("X", X)  # raises, naming the first non-finite entry
         return out
 
-    def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
-        # Workspace per call, so several threads may predict with one model at once.
+    def _block_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """New ``zs, acts`` for ``predict_batch`` / ``loss_batch``: ``PREDICT_BLOCK`` rows'
+        unit buffers each (the kernels run unchecked, so the size is decided here only). New
+        per call, so several threads may predict with one model at once."""
         n = K.PREDICT_BLOCK * self.layout.n_units
-        zs, acts = (work_buffer(n, self.dtype) for _ in range(2))
-        K.predict_batch(self._params, self._meta, X, out, zs, acts)
+        return work_buffer(n, self.dtype), work_buffer(n, self.dtype)
+
+    def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
+        K.predict_batch(self._params, self._meta, X, out, *self._block_buffers())
 
     def _predict_finite_rows(self, X: np.ndarray, out: np.ndarray) -> int:
         """``_predict_rows`` after scanning this block of X for NaN/inf (in the calling thread,
@@ -936,9 +940,8 @@ class MLP:
 
     def _mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
         """Mean per-sample loss over validated ``(X, Y)``, parameters unchanged."""
-        n_units = self.layout.n_units
-        zs, acts = (work_buffer(K.PREDICT_BLOCK * n_units, self.dtype) for _ in range(2))
-        deltas = work_buffer(n_units, self.dtype)
+        zs, acts = self._block_buffers()
+        deltas = work_buffer(self.layout.n_units, self.dtype)
         losses = np.empty(X.shape[0], dtype=self.dtype)
         K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
         return float(np.mean(losses, dtype=np.float64))
