@@ -440,14 +440,35 @@ def _update_first_layer_and_forward(params, meta, acts, deltas, lr, X, r_next, z
     ``W_0[j, i]`` is updated and the *new* value multiplied into the next sample's ``z`` -- the
     same math as updating first and running the next forward pass after, with one pass over the
     largest matrix instead of two. The caller then loads ``X[r_next]`` into ``acts[:n_in]``.
+    Rows go two at a time, so each load of ``acts[i]`` and ``X[r_next, i]`` serves two rows
+    (digits float64, kernel alone: 1.78-1.86 -> 1.87-2.06 million samples/s); a row gets the
+    same operations, so the same bits, in a pair as alone (tested: the row-parallel kernel cuts
+    the pairs differently).
     """
     n_in = meta[0, N_IN]
     w, b, dst = meta[0, W_OFF], meta[0, B_OFF], meta[0, OUT_OFF]
-    for j in range(lo, hi):
+    one = np.uint64(1)
+    j = lo
+    while j + one < hi:  # rows j and k = j + 1
+        k = j + one
+        step_j, step_k = lr * deltas[dst + j], lr * deltas[dst + k]
+        s_j, s_k = params[b + j] - step_j, params[b + k] - step_k
+        params[b + j], params[b + k] = s_j, s_k
+        row_j = w + j * n_in
+        row_k = row_j + n_in
+        for i in range(n_in):
+            a, x = acts[i], X[r_next, i]
+            new_j = params[row_j + i] - step_j * a
+            new_k = params[row_k + i] - step_k * a
+            params[row_j + i], params[row_k + i] = new_j, new_k
+            s_j += new_j * x
+            s_k += new_k * x
+        zs[dst + j], zs[dst + k] = s_j, s_k
+        j = k + one
+    if j < hi:  # the last row of an odd count
         step = lr * deltas[dst + j]
-        bias = params[b + j] - step
-        params[b + j] = bias
-        s = bias
+        s = params[b + j] - step
+        params[b + j] = s
         row = w + j * n_in
         for i in range(n_in):
             new = params[row + i] - step * acts[i]
