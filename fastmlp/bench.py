@@ -11,6 +11,14 @@ the same machine noise), the median over ``--repeats`` runs of:
 
 and prints samples/s and the ratios fastmlp/reference and fastmlp/bound, plus the latency of
 one ``step`` call from Python on xor. The networks and data are shared with ``benchmarks/``.
+
+Every timed run comes right after an untimed warm-up run of the same job (the reference: on its
+first ``WARMUP_REF_SAMPLES`` rows). On the VM these figures come from, memory left untouched for
+~0.1-0.3 s is slow to touch again: the first pass over an 8 MB array after a 0.3 s sleep took
+9-440 ms instead of 0.3-0.6 ms, and an xor epoch of 2.5 ms took 10-420 ms right after a 0.3 s
+pause, 2.6-4.5 ms when run a second time. Interleaving without the warm-up timed that instead
+of the kernels. So a figure is the steady state of a job run again on warm memory, as in the
+2nd and later epochs of a ``fit``.
 """
 
 from __future__ import annotations
@@ -86,7 +94,13 @@ def make_model(name: str, dtype: str = "float64", seed: int = 0) -> MLP:
                dtype=dtype)  # fmt: skip
 
 
-def _elapsed(fn: Callable[[], object]) -> float:
+WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: its full run takes up to ~13 s (wide)
+
+
+def _elapsed(fn: Callable[[], object], warmup: Callable[[], object] | None = None) -> float:
+    """Seconds of one call of ``fn``, right after an untimed call of ``warmup`` (default: ``fn``
+    itself), so that the timed call finds its memory recently touched (see the module doc)."""
+    (fn if warmup is None else warmup)()
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
@@ -117,14 +131,16 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
     lr_t = net.dtype.type(1e-9)
     K.one_pass_bound(P, Xc, order[:2], lr_t)
 
+    def run_ref(order_ref: np.ndarray) -> None:
+        reference.train_epoch(net.layout, p_ref, acts, spec.loss, X_ref, Y_ref, order_ref, spec.lr)
+
     t_fast, t_ref, t_bound = [], [], []
     for _ in range(repeats):  # interleaved, so all three see the same machine noise
         t_fast.append(_elapsed(lambda: net.fit(Xc, y, epochs=1, lr=spec.lr, shuffle=False)))
         t_ref.append(
             _elapsed(
-                lambda: reference.train_epoch(
-                    net.layout, p_ref, acts, spec.loss, X_ref, Y_ref, order_ref, spec.lr
-                )
+                lambda: run_ref(order_ref),
+                lambda: (X_ref.sum(), run_ref(order_ref[:WARMUP_REF_SAMPLES])),
             )
         )
         t_bound.append(_elapsed(lambda: K.one_pass_bound(P, Xc, order, lr_t)))
@@ -156,6 +172,10 @@ def step_latency(dtype: str = "float64", calls: int = 20_000, repeats: int = 5) 
             net.step(x, yv, 0.4)
         per_call.append((time.perf_counter() - t) / calls)
     return float(np.median(per_call))
+
+
+def _nothing() -> None:
+    """No warm-up: the runs just before warmed the memory up already."""
 
 
 def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) -> dict:
@@ -206,7 +226,12 @@ def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) 
     ratios = {key: [] for key in keys}
     for _ in range(repeats):
         for key, (one, many) in runs.items():
-            before, t, after = _elapsed(one), _elapsed(many), _elapsed(one)
+            many()  # warm-up: touches all that ``one`` and ``many`` touch (see the module doc)
+            before, t, after = (
+                _elapsed(one, _nothing),
+                _elapsed(many, _nothing),
+                _elapsed(one, _nothing),
+            )
             serial[key] += [before, after]
             par[key].append(t)
             ratios[key].append(work[key] * (before + after) / 2 / t)

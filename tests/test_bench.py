@@ -34,3 +34,10 @@ def test_main_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "| xor      | float64 |" in out and "vs bound" in out
     assert "step(x, y, lr) on xor, float64:" in out
+
+
+def test_each_timed_run_follows_an_untimed_warm_up():
+    calls = []
+    bench._elapsed(lambda: calls.append("run"), lambda: calls.append("warm-up"))
+    bench._elapsed(lambda: calls.append("again"))  # default warm-up: the job itself
+    assert calls == ["warm-up", "run", "again", "again"]
