@@ -47,7 +47,7 @@ def test_rows_fit_equals_serial_fit(case, dtype):
         # (>= SIMD_MIN_UNITS) use the SIMD exp
         ((20, 9, 2, 12, 4), "tanh", "softmax", "cross_entropy"),
         # one hidden layer: bit-identical to serial, although layer 0's 10 rows go in pairs
-        # that the split into 5 + 5 or 3 + 3 + 4 rows cuts differently (rows 4 and 5 on 2
+        # that the split into 5 + 5 or 3 + 3 + 4 rows cuts differently (rows 4 and 9 on 2
         # threads, 2 and 5 on 3, run alone there but paired in serial)
         ((20, 10, 4), "sigmoid", "softmax", "cross_entropy"),
     ],
