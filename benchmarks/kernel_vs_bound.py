@@ -20,14 +20,12 @@ This is a script, not part of the asv suite: it defines no ``time_``/``track_`` 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from fastmlp import _kernels as K
 from fastmlp import _validation as V
-from fastmlp.bench import NETWORKS, make_data, make_model
-from fastmlp.layout import work_buffer
+from fastmlp.bench import NETWORKS, _elapsed, bound_buffer, make_data, make_model
 
 
 def measure(name: str, dtype: str, rows: int, laps: int, repeats: int) -> dict:
@@ -41,8 +39,7 @@ def measure(name: str, dtype: str, rows: int, laps: int, repeats: int) -> dict:
     order = np.tile(np.arange(X.shape[0], dtype=np.int64), laps)
     losses = np.empty(order.shape[0], dtype=net.dtype)
     lr = net.dtype.type(spec.lr)
-    n_in = spec.sizes[0]
-    P = work_buffer(max(1, net.n_params // n_in) * n_in, net.dtype).reshape(-1, n_in)
+    P = bound_buffer(net)
     tiny = net.dtype.type(1e-9)
     K.one_pass_bound(P, X, order[:2], tiny)
 
@@ -53,16 +50,10 @@ def measure(name: str, dtype: str, rows: int, laps: int, repeats: int) -> dict:
     def bound() -> None:
         K.one_pass_bound(P, X, order, tiny)
 
-    def elapsed(fn) -> float:
-        fn()  # warm-up
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
-
     t_kernel, t_bound = [], []
-    for _ in range(repeats):
-        t_kernel.append(elapsed(kernel))
-        t_bound.append(elapsed(bound))
+    for _ in range(repeats):  # each timed run right after a warm-up run of itself
+        t_kernel.append(_elapsed(kernel))
+        t_bound.append(_elapsed(bound))
     t_kernel, t_bound = np.array(t_kernel), np.array(t_bound)
     n = order.shape[0]
     return {

@@ -41,7 +41,7 @@ from . import datasets, reference
 from .layout import work_buffer
 from .model import MLP, _available_cores
 
-__all__ = ["NETWORKS", "Network", "make_data", "make_model", "compare", "main"]
+__all__ = ["NETWORKS", "Network", "bound_buffer", "compare", "main", "make_data", "make_model"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,14 @@ def make_model(name: str, dtype: str = "float64", seed: int = 0) -> MLP:
                dtype=dtype)  # fmt: skip
 
 
+def bound_buffer(net: MLP) -> np.ndarray:
+    """The one-pass bound's buffer for ``net``: as many parameters as it has (rounded down to
+    whole rows), as rows of ``n_in``, aligned like ``params``; one RMW pass per visited sample."""
+    n_in = net.layout.n_in
+    n_rows = max(1, net.n_params // n_in)
+    return work_buffer(n_rows * n_in, net.dtype).reshape(n_rows, n_in)
+
+
 WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: its full run takes up to ~13 s (wide)
 
 
@@ -123,10 +131,7 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
     order_ref = np.arange(n_ref)
     p_ref = net.params.copy()
 
-    # The bound: a parameter-sized buffer as rows of n_in, one RMW pass per visited sample.
-    n_in = spec.sizes[0]
-    n_rows = max(1, net.n_params // n_in)
-    P = work_buffer(n_rows * n_in, net.dtype).reshape(n_rows, n_in)  # aligned like params
+    P = bound_buffer(net)
     order = np.arange(n, dtype=np.int64)
     lr_t = net.dtype.type(1e-9)
     K.one_pass_bound(P, Xc, order[:2], lr_t)

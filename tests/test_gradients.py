@@ -18,7 +18,7 @@ ATOL, RTOL = 1e-7, 1e-6
 
 def sample_loss(net, params, x, y):
     n_units = net.layout.n_units
-    zs, acts = (np.zeros(K.PREDICT_BLOCK * n_units) for _ in range(2))
+    zs, acts = net._block_buffers()
     deltas = np.zeros(n_units)
     losses = np.empty(1)
     K.loss_batch(params, net._meta, net._loss_code, x[None], y[None], zs, acts, deltas, losses)

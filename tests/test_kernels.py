@@ -152,7 +152,7 @@ def test_loss_batch(case, dtype):
     zs_ref, acts_ref = ref.forward(lay, p64, acts_names, X64)
     expected = ref.losses(net.loss_name, acts_names[-1], zs_ref[-1], acts_ref[-1], Y64)
     n_units = lay.n_units
-    zs, acts = (np.zeros(K.PREDICT_BLOCK * n_units, dtype) for _ in range(2))
+    zs, acts = net._block_buffers()
     deltas = np.zeros(n_units, dtype)
 
     def losses_of(rows):
