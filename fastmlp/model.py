@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _kernels as K
+from . import _tiny, optim, persistence
 from . import _validation as V
-from . import optim, persistence
 from .errors import DivergenceError
 from .layout import Layout, work_buffer
 from .progress import Progress
@@ -393,7 +393,8 @@ class MLP:
         parallel : {"rows", "hogwild"}, default "rows"
             ``"rows"``: exact online SGD, every sample in turn, with each hidden layer's rows
             (units) split between the threads, which meet at a spin barrier between layers.
-            At most one thread per available core; a network without a hidden layer trains
+            At most one thread per available core; a network without a hidden layer, or a
+            tiny one (see ``fastmlp._tiny.applies``: its specialised kernel), trains
             serially. Deterministic; with one hidden layer the result is bit-identical to
             ``n_jobs=1``, deeper networks differ by rounding (``W^T delta`` is summed in
             per-thread parts). Pays off when the per-sample work (``~n_params``) is large
@@ -446,7 +447,8 @@ class MLP:
                 "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
             )
         if parallel == "rows":  # one thread per core at most: a spin barrier needs them all
-            n_jobs = min(n_jobs, _available_cores()) if self.layout.n_layers > 1 else 1
+            serial = self.layout.n_layers == 1 or _tiny.applies(self.layout.sizes)
+            n_jobs = 1 if serial else min(n_jobs, _available_cores())
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
         rng = self._rng if seed is None else np.random.default_rng(seed)
@@ -741,6 +743,10 @@ class MLP:
         """One call of the training kernel over ``X[order]`` (``args``: see ``_train_epoch``)."""
         zs, acts, deltas = self._zs, self._acts, self._deltas
         if plain:
+            tiny = _tiny.kernel(self.layout.sizes, self._meta[:, K.ACT], self._loss_code)
+            if tiny is not None:  # a net of a few units: its shape-specialised kernel
+                tiny(self._params, X, Y, order, args[0], losses)
+                return
             K.train_epoch(
                 self._params, self._meta, self._loss_code, X, Y, order, args[0], zs, acts,
                 deltas, losses,

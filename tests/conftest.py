@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
 
-import numpy as np
-import pytest
+# The suite runs the general kernels on its tiny nets: each tiny net would compile its own
+# shape-specialised kernel (fastmlp._tiny, ~1-2 s apiece; the grid has ~100 of them).
+# test_tiny.py turns them on and checks them against the general kernels and the reference.
+# Set before fastmlp is imported (it reads the switch then); subprocesses inherit it.
+os.environ["FASTMLP_TINY"] = "0"
 
-from fastmlp import MLP
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from fastmlp import MLP  # noqa: E402
 
 SEED = 20261122
 

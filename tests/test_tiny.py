@@ -1,0 +1,209 @@
+"""The shape-specialised kernels of tiny nets (``fastmlp._tiny``): the same epoch as the general
+``train_epoch`` and as the NumPy reference, the same options, and ``fit`` runs them.
+
+Each case compiles its own kernel (~1-2 s here), so the cases cover every code path of the
+generator once rather than the whole grid: every hidden activation, every (output, loss) pair,
+hidden layers after the first (the derivative inside backprop), a 1-unit layer, and xor.
+"""
+
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+from conftest import HIDDEN, OUTPUT_LOSS, TOL, TOL_EPOCH, case_id, make_case
+
+from fastmlp import MLP, _tiny
+from fastmlp import _kernels as K
+from fastmlp import reference as ref
+from fastmlp.errors import DivergenceError
+
+DTYPES = [np.float64, np.float32]
+# hidden activation i % 5 with (output, loss) pair i: each of both appears at least once
+CASES = [
+    ((3, 4, 3, 2), HIDDEN[i % len(HIDDEN)], out, loss) for i, (out, loss) in enumerate(OUTPUT_LOSS)
+]
+CASES += [
+    ((2, 3, 2, 1), "sigmoid", "sigmoid", "mse"),  # xor's net
+    ((3, 1, 2), "tanh", "softmax", "cross_entropy"),
+    ((3, 1), "identity", "sigmoid", "binary_cross_entropy"),
+]
+
+
+@pytest.fixture(autouse=True)
+def tiny_on(monkeypatch):
+    """conftest turns the specialised kernels off for the rest of the suite; on here."""
+    monkeypatch.setattr(_tiny, "ENABLED", True)
+    monkeypatch.setattr(_tiny, "_LOADED", {})
+
+
+def tiny_kernel(net):
+    kernel = _tiny.kernel(net.layout.sizes, net._meta[:, K.ACT], net._loss_code)
+    assert kernel is not None, "not run by the specialised kernel"
+    return kernel
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_epoch_equals_the_general_kernel_and_the_reference(case, dtype):
+    net, X, Y = make_case(case, dtype)
+    order = np.array([3, 0, 7, 1, 1, 6, 2, 5], dtype=np.int64)
+    lr = dtype(0.02)
+    params, losses = net.params.copy(), np.empty(order.size, dtype)
+    tiny_kernel(net)(params, X, Y, order, lr, losses)
+
+    general, general_losses = net.params.copy(), np.empty(order.size, dtype)
+    zs, acts, deltas = net._zs, net._acts, net._deltas
+    K.train_epoch(general, net._meta, net._loss_code, X, Y, order, lr, zs, acts, deltas,
+                  general_losses)  # fmt: skip
+    # The same operations in the same order; LLVM may reassociate or contract them differently
+    # (fastmath), so a few ulps per step apart: one step's tolerance (measured: 1.6e-16 in
+    # float64, 1.1e-6 relative in float32, after 8 steps).
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(params, general, **tol, err_msg="params vs train_epoch")
+    np.testing.assert_allclose(losses, general_losses, **tol, err_msg="losses vs train_epoch")
+
+    p64 = np.asarray(net.params, np.float64)
+    p_ref, losses_ref = ref.train_epoch(
+        net.layout, p64, list(net.activations), net.loss_name,
+        X.astype(np.float64), Y.astype(np.float64), order, 0.02,
+    )  # fmt: skip
+    assert np.all(np.abs(p_ref) < 10), "reference diverged: the comparison would mean little"
+    np.testing.assert_allclose(params, p_ref, **TOL_EPOCH[np.dtype(dtype)], err_msg="params")
+    np.testing.assert_allclose(losses, losses_ref, **TOL_EPOCH[np.dtype(dtype)], err_msg="losses")
+
+
+def test_which_nets_are_tiny():
+    assert _tiny.applies((2, 3, 2, 1))
+    assert _tiny.applies((40, 1))  # 41 parameters, one unit
+    assert not _tiny.applies((3, _tiny.MAX_UNITS + 1, 2))  # the general kernels vectorise there
+    assert not _tiny.applies((20, 3, 2))  # 71 parameters > MAX_PARAMS
+    assert not _tiny.applies((64, 32, 10))  # digits
+
+
+def test_fit_runs_the_tiny_kernel(monkeypatch):
+    """``fit`` on a tiny net calls its kernel (not ``train_epoch``), with the same result as
+    calling it directly, in one call or in chunks of 3 samples (Ctrl-C's chunks)."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, dtype=float)
+    y = np.array([0, 1, 1, 0] * 5, dtype=float)
+    net = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
+    start = net.params.copy()
+    direct, losses = start.copy(), np.empty(len(X))
+    tiny_kernel(net)(direct, X, y[:, None], np.arange(len(X)), 0.5, losses)
+
+    def general(*args):
+        raise AssertionError("train_epoch ran on a tiny net")
+
+    monkeypatch.setattr(K, "train_epoch", general)
+    net.fit(X, y, lr=0.5, epochs=1, shuffle=False)
+    np.testing.assert_array_equal(net.params, direct)
+    assert net.history_["loss"] == [pytest.approx(losses.mean(), rel=1e-15)]
+
+    import fastmlp.model as model
+
+    monkeypatch.setattr(model, "_UPDATES_PER_CHUNK", 3 * (net.n_params + net.layout.n_units))
+    chunked = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
+    chunked.fit(X, y, lr=0.5, epochs=1, shuffle=False)
+    np.testing.assert_array_equal(chunked.params, direct)
+
+
+def test_no_writable_directory_falls_back_to_the_general_kernel(monkeypatch):
+    monkeypatch.setattr(_tiny, "_LOADED", {})
+    monkeypatch.setattr(_tiny, "_directory", lambda: None)
+    net = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
+    assert _tiny.kernel(net.layout.sizes, net._meta[:, K.ACT], net._loss_code) is None
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    net.fit(X, [0, 1, 1, 0], lr=0.5, epochs=2)
+    assert np.isfinite(net.params).all() and net.n_updates_ == 8
+
+
+def test_generated_kernel_carries_the_shared_options():
+    net = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
+    kernel = tiny_kernel(net)
+    assert isinstance(kernel, numba.core.dispatcher.Dispatcher)
+    expected = {k: v for k, v in K.JIT_OPTIONS.items() if k != "cache"}
+    assert kernel.targetoptions == expected | {"nopython": True, "boundscheck": None}
+    assert (type(kernel._cache).__name__ != "NullCache") == K.CACHE
+
+
+def test_generated_file_is_named_by_its_source(tmp_path, monkeypatch):
+    """A change to the generator, the options or ``_kernels.py`` (whose exp it calls) changes the
+    text, hence the file: Numba's cache, keyed by file, never runs a stale build."""
+    monkeypatch.setenv("FASTMLP_TINY_DIR", str(tmp_path))
+    monkeypatch.setattr(_tiny, "_LOADED", {})
+    text = _tiny.source((2, 3, 2, 1), (K.SIGMOID,) * 3, K.MSE)
+    assert _tiny._kernels_digest() in text
+    kernel = _tiny.kernel((2, 3, 2, 1), (K.SIGMOID,) * 3, K.MSE)
+    (path,) = tmp_path.glob("tiny_*.py")
+    assert path.read_text() == text
+    assert kernel.py_func.__code__.co_filename == str(path)
+    assert _tiny.source((2, 3, 2, 1), (K.TANH,) * 3, K.MSE) != text
+
+
+def test_row_parallel_fit_of_a_tiny_net_is_the_serial_fit():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, dtype=float)
+    y = np.array([0, 1, 1, 0] * 5, dtype=float)
+    nets = [MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)] * 2
+    nets[1] = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
+    nets[0].fit(X, y, lr=0.5, epochs=3)
+    nets[1].fit(X, y, lr=0.5, epochs=3, n_jobs=2)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+
+
+def test_divergence_keeps_the_last_finite_parameters():
+    """A NaN midway: fit replays the chunk with the same kernel up to the bad update, keeps the
+    parameters from before it and counts exactly the updates it holds."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, dtype=float)
+    y = np.array([0, 1, 1, 0] * 5, dtype=float)
+    net = MLP((2, 3, 2, 1), hidden="identity", output="identity", loss="mse", seed=1)
+    X[13] = [1e300, 1e300]  # finite, but z overflows: the loss becomes inf
+    replay = MLP((2, 3, 2, 1), hidden="identity", output="identity", loss="mse", seed=1)
+    with pytest.raises(DivergenceError) as caught:
+        net.fit(X, y, lr=0.1, epochs=1, shuffle=False)
+    assert (caught.value.step, caught.value.sample) == (13, 13)
+    assert net.n_updates_ == 13 and np.isfinite(net.params).all()
+    replay.fit(X[:13], y[:13], lr=0.1, epochs=1, shuffle=False)
+    np.testing.assert_array_equal(net.params, replay.params)
+
+
+FLOAT32_CHECK = r"""
+import numpy as np
+from fastmlp import _kernels as K, _tiny
+assert not K.CACHE  # compiled here, so the LLVM IR is available
+cases = [((2, 3, 2, 1), (K.SIGMOID,) * 3, K.MSE),
+         ((3, 4, 3, 2), (K.TANH, K.RELU, K.SOFTMAX), K.CROSS_ENTROPY),
+         ((3, 4, 2), (K.LEAKY_RELU, K.SIGMOID), K.BINARY_CROSS_ENTROPY),
+         ((3, 4, 2), (K.IDENTITY, K.SOFTMAX), K.MAE)]
+for sizes, codes, loss in cases:
+    kernel = _tiny.kernel(sizes, codes, loss)
+    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    X, Y = np.ones((2, sizes[0]), np.float32), np.full((2, sizes[-1]), 0.5, np.float32)
+    params, losses = np.full(n, 0.1, np.float32), np.empty(2, np.float32)
+    kernel(params, X, Y, np.arange(2), np.float32(0.1), losses)
+    (sig,) = kernel.signatures
+    body, keep = [], False  # function bodies only: the CPython wrapper boxes to double
+    for line in kernel.inspect_llvm(sig).splitlines():
+        if line.startswith("define"):
+            keep = "@_ZN" in line and "cpython" not in line and "cfunc" not in line
+        if keep:
+            body.append(line)
+    pattern = r".*(?:\bfpext\b|\b(?:fadd|fsub|fmul|fdiv|frem|fneg)\b[^=]*\bdouble\b"
+    pattern += r"|\bcall\b[^=]*\bdouble @).*"
+    import re
+    doubles = re.findall(pattern, "\n".join(body))
+    assert not doubles, f"{sizes} {codes} {loss}: float64 code: {doubles[:3]}"
+print("OK", len(cases))
+"""
+
+
+def test_float32_kernels_compute_in_float32():
+    """No float64 arithmetic in the float32 specialisations (Python float literals would
+    promote; the generator builds every constant with the parameters' dtype)."""
+    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0", "FASTMLP_TINY": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "OK 4"
