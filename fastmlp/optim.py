@@ -30,7 +30,7 @@ ADAPTIVE_MIN_LR = 1e-6  # ... and training stops once lr would fall below this (
 
 def _check_real(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool):
     """A finite real in the interval given (open or closed at each end)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
+    if type(value) is not float and (isinstance(value, bool) or not isinstance(value, Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
     v = float(value)
     ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
