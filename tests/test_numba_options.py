@@ -59,6 +59,7 @@ FLOAT32_CHECK = r"""
 import re, numba, numpy as np
 from fastmlp import MLP
 from fastmlp import _kernels as K
+from fastmlp import _tiny
 assert not K.CACHE  # compiled here, so the LLVM IR is available (cached kernels have none)
 # float32 only: the index arithmetic (the int-to-float check) does not depend on the float
 # dtype, and compiling every kernel a second time for float64 took ~100 s of the suite here.
@@ -71,11 +72,24 @@ for dtype in (np.float32,):
     net.loss(X, [0, 1])
     net.gradient(X[0], 0)
     net.fit(X, [0, 1], lr=0.1, optimizer="adam", dropout=0.5, alpha=0.1, batch_size=2)
-checked = 0
 kernels = ("train_epoch", "sgd_step", "predict_batch", "loss_batch", "sample_gradient",
            "train_epoch_opt")
-for name in kernels:
-    disp = getattr(K, name)
+dispatchers = [(name, getattr(K, name)) for name in kernels]
+# The tiny nets' generated kernels (off for the fits above: FASTMLP_TINY=0 from conftest), one
+# per activation and loss the generator writes.
+_tiny.ENABLED = True
+for sizes, codes, loss in [((2, 3, 2, 1), (K.SIGMOID,) * 3, K.MSE),
+                           ((3, 4, 3, 2), (K.TANH, K.RELU, K.SOFTMAX), K.CROSS_ENTROPY),
+                           ((3, 4, 2), (K.LEAKY_RELU, K.SIGMOID), K.BINARY_CROSS_ENTROPY),
+                           ((3, 4, 2), (K.IDENTITY, K.SOFTMAX), K.MAE)]:
+    kernel = _tiny.kernel(sizes, codes, loss)
+    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    X, Y = np.ones((2, sizes[0]), np.float32), np.full((2, sizes[-1]), 0.5, np.float32)
+    params, losses = np.full(n, 0.1, np.float32), np.empty(2, np.float32)
+    kernel(params, X, Y, np.arange(2), np.float32(0.1), losses)
+    dispatchers.append((f"tiny {sizes} {codes} {loss}", kernel))
+checked = 0
+for name, disp in dispatchers:
     for sig in disp.signatures:
         body, keep = [], False  # function bodies only: the CPython wrapper boxes to double
         for line in disp.inspect_llvm(sig).splitlines():
@@ -94,7 +108,7 @@ for name in kernels:
             doubles = re.findall(pattern, body)
             assert not doubles, f"{name}{sig}: float64 code in a float32 kernel: {doubles[:3]}"
         checked += 1
-assert checked == 6, checked
+assert checked == 10, checked
 print("OK", checked)
 """
 
@@ -105,9 +119,9 @@ def test_generated_code_has_no_float64_in_float32_and_no_int_to_float():
 
     Runs in a subprocess with caching off, because kernels loaded from the cache carry no IR.
     """
-    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0"}
+    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0", "FASTMLP_TINY": "0"}
     proc = subprocess.run(
         [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "OK 6"
+    assert proc.stdout.strip() == "OK 10"

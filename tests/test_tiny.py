@@ -4,11 +4,9 @@
 Each case compiles its own kernel (~1-2 s here), so the cases cover every code path of the
 generator once rather than the whole grid: every hidden activation, every (output, loss) pair,
 hidden layers after the first (the derivative inside backprop), a 1-unit layer, and xor.
+Their float32 code (no double-precision op) is checked with the other kernels' in
+test_numba_options.py.
 """
-
-import os
-import subprocess
-import sys
 
 import numba
 import numpy as np
@@ -166,44 +164,3 @@ def test_divergence_keeps_the_last_finite_parameters():
     assert net.n_updates_ == 13 and np.isfinite(net.params).all()
     replay.fit(X[:13], y[:13], lr=0.1, epochs=1, shuffle=False)
     np.testing.assert_array_equal(net.params, replay.params)
-
-
-FLOAT32_CHECK = r"""
-import numpy as np
-from fastmlp import _kernels as K, _tiny
-assert not K.CACHE  # compiled here, so the LLVM IR is available
-cases = [((2, 3, 2, 1), (K.SIGMOID,) * 3, K.MSE),
-         ((3, 4, 3, 2), (K.TANH, K.RELU, K.SOFTMAX), K.CROSS_ENTROPY),
-         ((3, 4, 2), (K.LEAKY_RELU, K.SIGMOID), K.BINARY_CROSS_ENTROPY),
-         ((3, 4, 2), (K.IDENTITY, K.SOFTMAX), K.MAE)]
-for sizes, codes, loss in cases:
-    kernel = _tiny.kernel(sizes, codes, loss)
-    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    X, Y = np.ones((2, sizes[0]), np.float32), np.full((2, sizes[-1]), 0.5, np.float32)
-    params, losses = np.full(n, 0.1, np.float32), np.empty(2, np.float32)
-    kernel(params, X, Y, np.arange(2), np.float32(0.1), losses)
-    (sig,) = kernel.signatures
-    body, keep = [], False  # function bodies only: the CPython wrapper boxes to double
-    for line in kernel.inspect_llvm(sig).splitlines():
-        if line.startswith("define"):
-            keep = "@_ZN" in line and "cpython" not in line and "cfunc" not in line
-        if keep:
-            body.append(line)
-    pattern = r".*(?:\bfpext\b|\b(?:fadd|fsub|fmul|fdiv|frem|fneg)\b[^=]*\bdouble\b"
-    pattern += r"|\bcall\b[^=]*\bdouble @).*"
-    import re
-    doubles = re.findall(pattern, "\n".join(body))
-    assert not doubles, f"{sizes} {codes} {loss}: float64 code: {doubles[:3]}"
-print("OK", len(cases))
-"""
-
-
-def test_float32_kernels_compute_in_float32():
-    """No float64 arithmetic in the float32 specialisations (Python float literals would
-    promote; the generator builds every constant with the parameters' dtype)."""
-    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0", "FASTMLP_TINY": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "OK 4"
