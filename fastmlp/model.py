@@ -394,7 +394,7 @@ class MLP:
             ``"rows"``: exact online SGD, every sample in turn, with each hidden layer's rows
             (units) split between the threads, which meet at a spin barrier between layers.
             At most one thread per available core; a network without a hidden layer, or a
-            tiny one (see ``fastmlp._tiny.applies``: its specialised kernel), trains
+            tiny one (``fastmlp._tiny.applies``) on its shape-specialised kernel, trains
             serially. Deterministic; with one hidden layer the result is bit-identical to
             ``n_jobs=1``, deeper networks differ by rounding (``W^T delta`` is summed in
             per-thread parts). Pays off when the per-sample work (``~n_params``) is large
@@ -447,7 +447,7 @@ class MLP:
                 "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
             )
         if parallel == "rows":  # one thread per core at most: a spin barrier needs them all
-            serial = self.layout.n_layers == 1 or _tiny.applies(self.layout.sizes)
+            serial = self.layout.n_layers == 1 or self._tiny_kernel() is not None
             n_jobs = 1 if serial else min(n_jobs, _available_cores())
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
@@ -739,11 +739,15 @@ class MLP:
         """Samples per kernel call within an epoch: ~``_UPDATES_PER_CHUNK`` parameter updates."""
         return max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
 
+    def _tiny_kernel(self):
+        """This net's shape-specialised SGD kernel (``fastmlp._tiny``), or None."""
+        return _tiny.kernel(self.layout.sizes, self._meta[:, K.ACT], self._loss_code)
+
     def _run_kernel(self, plain: bool, X, Y, order, args, losses) -> None:
         """One call of the training kernel over ``X[order]`` (``args``: see ``_train_epoch``)."""
         zs, acts, deltas = self._zs, self._acts, self._deltas
         if plain:
-            tiny = _tiny.kernel(self.layout.sizes, self._meta[:, K.ACT], self._loss_code)
+            tiny = self._tiny_kernel()
             if tiny is not None:  # a net of a few units: its shape-specialised kernel
                 tiny(self._params, X, Y, order, args[0], losses)
                 return
