@@ -800,7 +800,9 @@ class MLP:
         If the loss is not finite or the update would make a parameter NaN/inf, the update is
         rolled back and ``DivergenceError`` raised. ``sample_weight`` (>= 0) scales the
         sample's gradient (the step is taken with ``lr * sample_weight``). Always plain SGD:
-        ``fit``'s optimizer settings do not apply here.
+        ``fit``'s optimizer settings do not apply here. Runs the general kernel: on a tiny net,
+        whose ``fit`` runs a shape-specialised one (``fastmlp._tiny``), a ``step`` and a
+        one-sample ``fit`` agree to a few ulps, not always bit for bit.
         """
         # Fast path (this is the streaming API, called once per sample): arrays that already
         # have the model's dtype and shape skip the general conversion; finiteness of x and y

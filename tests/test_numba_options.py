@@ -113,13 +113,16 @@ print("OK", checked)
 """
 
 
-def test_generated_code_has_no_float64_in_float32_and_no_int_to_float():
+def test_generated_code_has_no_float64_in_float32_and_no_int_to_float(tmp_path):
     """No silent promotion: the float32 specialisations contain no double-precision op, and no
     kernel converts integers to floats (a sign of uint64/int64 index arithmetic mixed up).
 
     Runs in a subprocess with caching off, because kernels loaded from the cache carry no IR.
     """
-    env = {**os.environ, "FASTMLP_NUMBA_CACHE": "0", "FASTMLP_TINY": "0"}
+    env = {
+        **os.environ, "FASTMLP_NUMBA_CACHE": "0", "FASTMLP_TINY": "0",
+        "FASTMLP_TINY_DIR": str(tmp_path),  # the tiny kernels' files: not the user's ~/.cache
+    }  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
     )
