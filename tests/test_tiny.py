@@ -220,3 +220,17 @@ def test_a_directory_others_can_write_to_is_not_used(tmp_path, monkeypatch):
     for entry in (tmp_path / "tmp").iterdir():
         entry.chmod(0o777)
     assert _tiny._directory() is None
+
+
+def test_step_and_a_one_sample_fit_agree_to_a_few_ulps():
+    """``step`` keeps the general kernel; ``fit`` on a tiny net runs its own: the same
+    operations, so the same parameters up to rounding (bit for bit with the tiny kernels off:
+    test_model.py)."""
+    net, X, Y = make_case(((3, 5, 2), "tanh", "softmax", "cross_entropy"), np.float64)
+    twin = MLP((3, 5, 2), hidden="tanh", seed=1)
+    twin.params = net.params
+    loss = net.step(X[0], Y[0], lr=0.1)
+    twin.fit(X[:1], Y[:1], lr=0.1, shuffle=False)
+    assert tiny_kernel(twin) is not None
+    np.testing.assert_allclose(net.params, twin.params, rtol=1e-14, atol=1e-16)
+    assert loss == pytest.approx(twin.history_["loss"][0], rel=1e-14)
