@@ -27,6 +27,7 @@ import threading
 from collections.abc import Sequence
 
 from . import _kernels as K
+from .layout import Layout
 
 # Widest layer (input included) the specialised kernel takes: at SIMD_MIN_UNITS and above the
 # general kernels switch to their vectorised exp, and their vectorised dot products beat
@@ -45,21 +46,20 @@ _KERNELS_DIGEST: str | None = None
 
 def applies(sizes: Sequence[int]) -> bool:
     """Whether the specialised kernel is used for a net of these layer sizes."""
-    n_params = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
-    return ENABLED and max(sizes) <= MAX_UNITS and n_params <= MAX_PARAMS
+    return ENABLED and max(sizes) <= MAX_UNITS and Layout(sizes).n_params <= MAX_PARAMS
 
 
-def _activation(code: int, z: str, a: str) -> list[str]:
-    """Lines computing activation ``a`` of ``z`` (an elementwise code, never SOFTMAX)."""
+def _activation(code: int, z: str, a: str) -> str:
+    """The line computing activation ``a`` of ``z`` (an elementwise code, never SOFTMAX)."""
     if code == K.IDENTITY:
-        return [f"{a} = {z}"]
+        return f"{a} = {z}"
     if code == K.SIGMOID:
-        return [f"{a} = one / (one + np.exp(-{z}))"]
+        return f"{a} = one / (one + np.exp(-{z}))"
     if code == K.TANH:
-        return [f"{a} = np.tanh({z})"]
+        return f"{a} = np.tanh({z})"
     if code == K.RELU:
-        return [f"{a} = {z} if {z} > zero else zero"]
-    return [f"{a} = {z} if {z} > zero else slope * {z}"]  # LEAKY_RELU
+        return f"{a} = {z} if {z} > zero else zero"
+    return f"{a} = {z} if {z} > zero else slope * {z}"  # LEAKY_RELU
 
 
 def _scaled_by_derivative(code: int, d: str, z: str, a: str) -> str:
@@ -84,17 +84,15 @@ def source(sizes: Sequence[int], codes: Sequence[int], loss_code: int) -> str:
     are unit k of level v (level 0: the input), ``w{l}_{j}_{i}`` / ``b{l}_{j}`` layer l's
     parameters, at the offsets of ``Layout`` (each layer's W row-major, then its b).
     """
-    n_layers = len(sizes) - 1
-    w_name, b_name, offset = {}, {}, 0
+    layout = Layout(sizes)
+    n_layers = layout.n_layers
+    w_name, b_name = {}, {}
     for l in range(n_layers):
         n_in, n_out = sizes[l], sizes[l + 1]
         for j in range(n_out):
             for i in range(n_in):
-                w_name[l, j, i] = (f"w{l}_{j}_{i}", offset + j * n_in + i)
-        offset += n_in * n_out
-        for j in range(n_out):
-            b_name[l, j] = (f"b{l}_{j}", offset + j)
-        offset += n_out
+                w_name[l, j, i] = (f"w{l}_{j}_{i}", layout.w_offsets[l] + j * n_in + i)
+            b_name[l, j] = (f"b{l}_{j}", layout.b_offsets[l] + j)
     every = [*w_name.values(), *b_name.values()]
 
     body: list[str] = []  # the loop body, indented later
@@ -106,7 +104,7 @@ def source(sizes: Sequence[int], codes: Sequence[int], loss_code: int) -> str:
             body.append(f"z{l + 1}_{j} = {b_name[l, j][0]}{terms}")
         if l < n_layers - 1 or codes[l] != K.SOFTMAX:
             for j in range(sizes[l + 1]):
-                body += _activation(codes[l], f"z{l + 1}_{j}", f"a{l + 1}_{j}")
+                body.append(_activation(codes[l], f"z{l + 1}_{j}", f"a{l + 1}_{j}"))
     last, n_out, out_code = n_layers, sizes[-1], codes[-1]
     units = range(n_out)
     if out_code == K.SOFTMAX:  # as _activate: max-shifted, lse = m + log(sum)

@@ -57,7 +57,7 @@ def test_fastmath_keeps_nan_and_inf_semantics():
 
 FLOAT32_CHECK = r"""
 import re, numba, numpy as np
-from fastmlp import MLP
+from fastmlp import MLP, Layout
 from fastmlp import _kernels as K
 from fastmlp import _tiny
 assert not K.CACHE  # compiled here, so the LLVM IR is available (cached kernels have none)
@@ -83,7 +83,7 @@ for sizes, codes, loss in [((2, 3, 2, 1), (K.SIGMOID,) * 3, K.MSE),
                            ((3, 4, 2), (K.LEAKY_RELU, K.SIGMOID), K.BINARY_CROSS_ENTROPY),
                            ((3, 4, 2), (K.IDENTITY, K.SOFTMAX), K.MAE)]:
     kernel = _tiny.kernel(sizes, codes, loss)
-    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n = Layout(sizes).n_params
     X, Y = np.ones((2, sizes[0]), np.float32), np.full((2, sizes[-1]), 0.5, np.float32)
     params, losses = np.full(n, 0.1, np.float32), np.empty(2, np.float32)
     kernel(params, X, Y, np.arange(2), np.float32(0.1), losses)
