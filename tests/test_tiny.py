@@ -47,7 +47,7 @@ def tiny_on(monkeypatch, tiny_dir):
 
 
 def tiny_kernel(net):
-    kernel = _tiny.kernel(net.layout.sizes, net._meta[:, K.ACT], net._loss_code)
+    kernel = net._tiny_kernel()
     assert kernel is not None, "not run by the specialised kernel"
     return kernel
 
@@ -120,7 +120,7 @@ def test_fit_runs_the_tiny_kernel(monkeypatch):
 def test_no_writable_directory_falls_back_to_the_general_kernel(monkeypatch):
     monkeypatch.setattr(_tiny, "_directory", lambda: None)
     net = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
-    assert _tiny.kernel(net.layout.sizes, net._meta[:, K.ACT], net._loss_code) is None
+    assert net._tiny_kernel() is None
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     net.fit(X, [0, 1, 1, 0], lr=0.5, epochs=2)
     assert np.isfinite(net.params).all() and net.n_updates_ == 8
