@@ -1096,14 +1096,41 @@ def train_epoch_rows(
     return n_steps
 
 
-# --- Validation helper ------------------------------------------------------------------------
+# --- Validation helpers -----------------------------------------------------------------------
 @jit
-def count_nonfinite(A):
-    """Number of NaN/inf entries of the 2-D array A, without allocating (``np.isfinite(X)``
-    would build a boolean copy of X: 47 MB for 60,000 x 784)."""
-    n_rows, n_cols = A.shape
+def count_nonfinite(a):
+    """Number of NaN/inf entries of the 1-D float array ``a`` (pass ``A.reshape(-1)``, a view
+    for a contiguous ``A``), without allocating (``np.isfinite(X)`` would build a boolean copy
+    of X: 47 MB for 60,000 x 784).
+
+    First a sum of ``a[i] * 0``: 0 when every entry is finite, NaN otherwise (inf * 0 is NaN;
+    FASTMATH has no ``nnan``/``ninf``, so the product is not folded to 0), which vectorises
+    (digits' X, float32: 12.3 -> 5.6 us); the entries are counted only when it is not 0."""
+    zero = a.dtype.type(0.0)
+    acc = zero
+    for i in range(a.shape[0]):
+        acc += a[i] * zero
+    if acc == zero:
+        return 0
     count = 0
-    for r in range(n_rows):
-        for c in range(n_cols):
-            count += not np.isfinite(A[r, c])
+    for i in range(a.shape[0]):
+        count += not np.isfinite(a[i])
     return count
+
+
+@jit
+def one_hot(labels, out):
+    """``out[r] = e_{labels[r]}``: labels ``(n,)`` int64, out ``(n, n_classes)``, written whole.
+    Returns how many labels lie outside ``[0, n_classes)`` (their rows stay all zero)."""
+    n_rows, n_classes = out.shape
+    zero, one = out.dtype.type(0.0), out.dtype.type(1.0)
+    n_bad = 0
+    for r in range(n_rows):
+        for c in range(n_classes):
+            out[r, c] = zero
+        label = labels[r]
+        if 0 <= label < n_classes:
+            out[r, label] = one
+        else:
+            n_bad += 1
+    return n_bad

@@ -126,8 +126,10 @@ def _writeable(arr: np.ndarray) -> np.ndarray:
 
 
 def _check_finite(name: str, arr: np.ndarray) -> None:
+    if arr.dtype.kind in "biu":  # integers are finite
+        return
     if arr.ndim == 2 and arr.dtype.kind == "f" and arr.flags.c_contiguous and arr.size > 4096:
-        if K.count_nonfinite(arr) == 0:  # allocation-free pass for large inputs
+        if K.count_nonfinite(arr.reshape(-1)) == 0:  # allocation-free pass (a view)
             return
     finite = np.isfinite(arr)
     if not finite.all():
@@ -195,9 +197,11 @@ def check_Y(
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples}; they must match.")
     _check_finite(name, arr)
     if arr.ndim == 1 and output == "softmax":  # softmax nets have n_out >= 2
-        labels = _check_labels(name, arr, n_out)
-        onehot = np.zeros((n_samples, n_out), dtype=dtype)
-        onehot[np.arange(n_samples), labels] = 1
+        plain = arr.dtype == np.int64 and arr.flags.c_contiguous and arr.flags.writeable
+        labels = arr if plain else _check_labels(name, arr, n_out)  # (one compiled kernel)
+        onehot = np.empty((n_samples, n_out), dtype=dtype)
+        if K.one_hot(labels, onehot):  # int64 labels out of range: raise, naming them
+            _check_labels(name, arr, n_out)
         return onehot
     if arr.ndim == 1:
         if n_out != 1:

@@ -446,7 +446,7 @@ class MLP:
                 f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
                 "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
             )
-        if parallel == "rows":  # one thread per core at most: a spin barrier needs them all
+        if n_jobs > 1 and parallel == "rows":  # a thread per core at most: a spin barrier needs all
             serial = self.layout.n_layers == 1 or self._tiny_kernel() is not None
             n_jobs = 1 if serial else min(n_jobs, _available_cores())
         if callback is not None and not callable(callback):
@@ -612,9 +612,7 @@ class MLP:
                 self.n_updates_ += pending
                 self.n_samples_seen_ += stop - start
                 pending = 0
-                if K.count_nonfinite(losses[None, start:stop]) or K.count_nonfinite(
-                    self._params[None]
-                ):
+                if K.count_nonfinite(losses[start:stop]) or K.count_nonfinite(self._params):
                     self._rewind_and_raise(
                         plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
                     )
@@ -682,7 +680,7 @@ class MLP:
                     raise
                 self.n_updates_ += stop - start
                 self.n_samples_seen_ += stop - start
-                if K.count_nonfinite(part_losses[None]) or K.count_nonfinite(self._params[None]):
+                if K.count_nonfinite(part_losses) or K.count_nonfinite(self._params):
                     self._rewind_and_raise(
                         True, None, X, Y, order, start, stop, (lr_t,), losses, epoch, lr, 1
                     )
@@ -727,7 +725,7 @@ class MLP:
                 self.n_updates_ += sum(done)
                 self.n_samples_seen_ += sum(done)
                 raise
-        if K.count_nonfinite(losses[None]) or K.count_nonfinite(self._params[None]):
+        if K.count_nonfinite(losses) or K.count_nonfinite(self._params):
             self._params[...] = self._backup
             t = int(np.argmax(~np.isfinite(losses))) if not np.isfinite(losses).all() else 0
             raise DivergenceError(epoch + 1, t, int(order[t]), float(lr), n_samples)
@@ -778,7 +776,7 @@ class MLP:
             saved = None if plain else state.snapshot()
             end = min(t + batch, stop)
             self._run_kernel(plain, X, Y, order[t:end], args, losses[t:end])
-            if K.count_nonfinite(losses[None, t:end]) or K.count_nonfinite(self._params[None]):
+            if K.count_nonfinite(losses[t:end]) or K.count_nonfinite(self._params):
                 self._params[...] = before
                 if not plain:
                     state.restore(saved)
@@ -925,7 +923,7 @@ class MLP:
         """``_predict_rows`` after scanning this block of X for NaN/inf (in the calling thread,
         so the scan runs in parallel too); returns the non-finite count, predicting nothing if
         it is not 0."""
-        n_bad = K.count_nonfinite(X)
+        n_bad = K.count_nonfinite(X.reshape(-1))  # a C-contiguous block: a view
         if n_bad == 0:
             self._predict_rows(X, out)
         return n_bad

@@ -187,10 +187,68 @@ def test_read_only_inputs_are_accepted_without_new_kernel_versions():
     net.fit(X, y)
     net.predict(X)
     assert len(K.train_epoch.signatures) == n_versions
-    assert all(not getattr(a, "readonly", False) for sig in K.predict_batch.signatures for a in sig)
+    for kernel in (K.predict_batch, K.one_hot, K.count_nonfinite):
+        assert all(not getattr(a, "readonly", False) for sig in kernel.signatures for a in sig)
 
 
 def test_values_beyond_float32_range_are_refused_by_name():
     net = MLP((2, 3, 2), seed=0, dtype=np.float32)
     with pytest.raises(ValueError, match=r"X has 1 value\(s\) beyond the range of float32"):
         net.fit(np.array([[1.0, 1e300]]), [0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 5000])
+def test_count_nonfinite_counts_every_nan_and_inf(dtype, n):
+    """The kernel behind the scan of large inputs and of every chunk's losses and parameters:
+    its first pass sums ``a[i] * 0``, which must not be folded away (a NaN/inf anywhere, even
+    among extreme finite values, is found and counted)."""
+    from fastmlp import _kernels as K
+
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=n).astype(dtype)
+    assert K.count_nonfinite(a) == 0
+    extremes = np.array([info.max, -info.max, info.tiny, info.smallest_subnormal, -0.0], dtype)
+    a[: min(n, 5)] = extremes[: min(n, 5)]
+    assert K.count_nonfinite(a) == 0
+    for bad in ([np.nan], [np.inf], [-np.inf], [np.nan, np.inf, -np.inf, np.nan]):
+        b = a.copy()
+        if n:
+            where = rng.choice(n, size=min(n, len(bad)), replace=False)
+            where[0] = n - 1  # the last entry too: the vector loop's tail
+            b[where] = bad[: len(where)]
+        assert K.count_nonfinite(b) == np.count_nonzero(~np.isfinite(b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_X_with_one_nan_is_refused_by_its_index(dtype):
+    """Above 4096 values the scan is the kernel's; the message still names the first entry."""
+    net = MLP((8, 3, 2), seed=0, dtype=dtype)
+    X = np.random.default_rng(0).normal(size=(1000, 8))
+    X[617, 5] = np.nan
+    with pytest.raises(
+        ValueError, match=r"X contains 1 non-finite value\(s\) \(first at index \(617, 5\)\)"
+    ):
+        net.fit(X, np.zeros(1000, dtype=np.int64))
+    assert net.n_updates_ == 0
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        lambda y: y,  # int64, contiguous: one_hot's own path
+        lambda y: y.astype(np.int32),
+        lambda y: y.astype(np.uint8),
+        lambda y: y.astype(np.float64),
+        lambda y: np.repeat(y, 2)[::2],  # strided int64
+    ],
+)
+def test_class_labels_are_one_hot_encoded_alike_whatever_their_dtype(labels):
+    from fastmlp import _validation as V
+
+    y = np.random.default_rng(0).integers(0, 3, size=50)
+    for dtype in (np.float32, np.float64):
+        Y = V.check_Y(labels(y), 50, 3, "softmax", "cross_entropy", np.dtype(dtype))
+        assert Y.dtype == dtype and Y.flags.c_contiguous
+        np.testing.assert_array_equal(Y, np.eye(3, dtype=dtype)[y])
