@@ -446,7 +446,8 @@ class MLP:
                 f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
                 "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
             )
-        if n_jobs > 1 and parallel == "rows":  # a thread per core at most: a spin barrier needs all
+        if n_jobs > 1 and parallel == "rows":
+            # one thread per core at most: a spin barrier needs them all
             serial = self.layout.n_layers == 1 or self._tiny_kernel() is not None
             n_jobs = 1 if serial else min(n_jobs, _available_cores())
         if callback is not None and not callable(callback):
