@@ -124,6 +124,35 @@ def test_sgd_step_and_epoch(case, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_hidden", [2, 3])  # layer 0's rows in pairs only / an odd last row
+@pytest.mark.parametrize("n_in", [1, 5, 64, K.STACK_INPUTS, K.STACK_INPUTS + 1])
+def test_epoch_equals_unfused_steps_at_any_input_width(n_in, n_hidden, dtype):
+    """``train_epoch``'s layer 0 reads its inputs from copies on the kernel's stack up to
+    ``STACK_INPUTS`` wide and from X in place beyond: either way, with or without an odd last
+    row, the epoch equals the unfused steps bit for bit."""
+    from fastmlp import MLP
+
+    net = MLP((n_in, n_hidden, 3), hidden="tanh", output="softmax", dtype=dtype, seed=2)
+    rng = np.random.default_rng(n_in)
+    X = rng.random((6, n_in)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 6)]
+    order = np.array([2, 0, 5, 5, 1, 4, 3], dtype=np.int64)
+    lr = dtype(0.1)
+    zs, acts, deltas = workspace(net)
+    params, losses = net.params.copy(), np.empty(order.size, dtype)
+    K.train_epoch(params, net._meta, net._loss_code, X, Y, order, lr, zs, acts, deltas, losses)
+    assert np.all(np.isfinite(params)) and not np.array_equal(params, net.params)
+    unfused = net.params.copy()
+    for t, r in enumerate(order):
+        lse = dtype(K.forward(unfused, net._meta, X, r, zs, acts))
+        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas, lse)
+        K.backward(unfused, net._meta, zs, acts, deltas)
+        K.sgd_update(unfused, net._meta, acts, deltas, lr)
+        assert dtype(loss) == losses[t], f"loss of step {t}"
+    np.testing.assert_array_equal(params, unfused)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", GRID, ids=case_id)
 def test_predict_batch(case, dtype):
     """``predict_batch`` (its own forward pass, ``PREDICT_BLOCK`` rows per pass over each W)
