@@ -597,8 +597,8 @@ def sample_gradient(params, meta, loss_code, X, Y, r, zs, acts, deltas, grad):
 # pair of rows it checks at run time that they don't (~20 instructions, and registers spilled
 # around them). Memory in the kernel's own stack frame cannot overlap anything it was given:
 # with both inputs copied there, the checks are gone (digits, kernel alone, same bits: float64
-# +3%, float32 +5%). Wider inputs are read from X in place: for mnist128's 784 the copy cost what
-# the checks did (-3%).
+# +1-3%, float32 +5-7%). Wider inputs are read from X in place: for mnist128's 784 the copy cost
+# what the checks did (-3%).
 STACK_INPUTS = 256  # the widest input copied to the stack (two of them: 4 KB in float64)
 
 
