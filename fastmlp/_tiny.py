@@ -228,17 +228,27 @@ def _directory() -> str | None:
     return None
 
 
+def key(sizes: Sequence[int], codes: Sequence[int], loss_code: int) -> tuple:
+    """A net's key for ``kernel_for``: ``(sizes, codes, loss_code)`` as tuples of ints."""
+    return (tuple(map(int, sizes)), tuple(map(int, codes)), int(loss_code))
+
+
 def kernel(sizes: Sequence[int], codes: Sequence[int], loss_code: int):
     """The ``train_epoch_tiny`` dispatcher for this net (compiled on its first call per dtype),
     or None when the net is not tiny (``applies``) or its kernel cannot be written or loaded:
-    the caller then runs the general kernel. Looked up once per net and process (a dict lookup
-    afterwards; the first lookup under a lock, so threads share one module)."""
-    key = (tuple(map(int, sizes)), tuple(map(int, codes)), int(loss_code))
-    if key not in _LOADED:
+    the caller then runs the general kernel."""
+    return kernel_for(key(sizes, codes, loss_code))
+
+
+def kernel_for(net_key: tuple):
+    """``kernel(*net_key)`` for a key from ``key()`` (a model keeps its own). Looked up once per net
+    and process (a dict lookup afterwards; the first lookup under a lock, so threads share one
+    module)."""
+    if net_key not in _LOADED:
         with _LOCK:
-            if key not in _LOADED:
-                _LOADED[key] = _load(*key) if applies(key[0]) else None
-    return _LOADED[key]
+            if net_key not in _LOADED:
+                _LOADED[net_key] = _load(*net_key) if applies(net_key[0]) else None
+    return _LOADED[net_key]
 
 
 def _load(sizes: tuple, codes: tuple, loss_code: int):

@@ -67,8 +67,8 @@ def new_history() -> dict[str, list[float]]:
 
 def _epoch_loss(losses: np.ndarray, weights: np.ndarray | None, order: np.ndarray) -> float:
     """Mean of an epoch's per-sample losses, weighted by ``weights[order]`` when given."""
-    if weights is None:
-        return float(np.mean(losses, dtype=np.float64))
+    if weights is None:  # np.mean's sum and division, without its ~1.6 us of Python
+        return float(np.add.reduce(losses, dtype=np.float64)) / losses.shape[0]
     w = weights[order].astype(np.float64)
     total = w.sum()
     return float(np.dot(w, losses) / total) if total > 0 else float(np.mean(losses))
@@ -195,6 +195,7 @@ class MLP:
             ],
             dtype=np.uint64,
         )
+        self._tiny_key = _tiny.key(lay.sizes, self._meta[:, K.ACT], self._loss_code)
         self._params = work_buffer(lay.n_params, self.dtype)
         self.weights = lay.weights(self._params)
         self.biases = lay.biases(self._params)
@@ -425,7 +426,7 @@ class MLP:
         """
         epochs = V.check_positive_int("epochs", epochs)
         lr = V.check_lr(lr, self.dtype)
-        settings = optim.Settings(
+        settings = optim.settings(
             lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
             nesterov=nesterov, alpha=alpha, beta1=beta1, beta2=beta2, epsilon=epsilon,
             dropout=dropout, schedule=schedule, power_t=power_t, step_size=step_size, gamma=gamma,
@@ -740,7 +741,7 @@ class MLP:
 
     def _tiny_kernel(self):
         """This net's shape-specialised SGD kernel (``fastmlp._tiny``), or None."""
-        return _tiny.kernel(self.layout.sizes, self._meta[:, K.ACT], self._loss_code)
+        return _tiny.kernel_for(self._tiny_key)
 
     def _run_kernel(self, plain: bool, X, Y, order, args, losses) -> None:
         """One call of the training kernel over ``X[order]`` (``args``: see ``_train_epoch``)."""

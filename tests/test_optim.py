@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import GRID, HIDDEN, TOL_EPOCH, case_id, make_case
 
-from fastmlp import MLP, DivergenceError
+from fastmlp import MLP, DivergenceError, optim
 from fastmlp import model as model_module
 from fastmlp import reference as ref
 from fastmlp.optim import dropout_threshold
@@ -282,6 +282,8 @@ def test_divergence_with_momentum_keeps_last_finite_state():
     "kwargs, error, match",
     [
         ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, got 0"),
+        ({"batch_size": True}, TypeError, r"batch_size must be an int >= 1, got True"),
+        ({"momentum": [0.5]}, TypeError, r"momentum must be a real number, got \[0.5\]"),
         ({"optimizer": "adma"}, ValueError, r"optimizer must be one of .* Did you mean 'adam'"),
         ({"momentum": 1.0}, ValueError, r"momentum must be in \[0, 1\), got 1.0"),
         ({"nesterov": True}, ValueError, r"nesterov=True needs momentum > 0"),
@@ -312,6 +314,22 @@ def test_bad_settings_raise_and_keep_the_model(kwargs, error, match):
         net.fit(np.ones((6, 3)), [0, 1] * 3, epochs=2, **kwargs)
     np.testing.assert_array_equal(net.params, before)
     assert net.n_updates_ == 0 and net.history_["loss"] == []
+
+
+def test_settings_are_validated_once_per_value_and_type():
+    """``fit``'s settings are cached by value *and* type: an accepted ``1`` does not let an equal
+    ``True`` or ``1.0`` through."""
+    first = optim.settings(lr=0.1, batch_size=2, step_size=3)
+    assert optim.settings(lr=0.1, batch_size=2, step_size=3) is first
+    assert first == optim.Settings(lr=0.1, batch_size=2, step_size=3)
+    with pytest.raises(TypeError, match=r"batch_size must be an int >= 1, got True"):
+        optim.settings(lr=0.1, batch_size=True, step_size=3)
+    with pytest.raises(TypeError, match=r"step_size must be an int >= 1, got 3.0"):
+        optim.settings(lr=0.1, batch_size=2, step_size=3.0)
+    net = MLP((3, 4, 2), seed=0)
+    net.fit(np.ones((6, 3)), [0, 1] * 3, batch_size=1)
+    with pytest.raises(TypeError, match=r"batch_size must be an int >= 1, got True"):
+        net.fit(np.ones((6, 3)), [0, 1] * 3, batch_size=True)
 
 
 def test_step_sample_weight_is_validated():
