@@ -30,9 +30,9 @@ from .common import (
 
 @cache
 def _compare(net: str, dtype: str) -> dict:
-    """``fastmlp.bench.compare``: fastmlp, the NumPy reference and the one-pass bound measured
-    interleaved in one process (medians of 5 epochs), so each ratio's two sides see the same
-    machine noise."""
+    """``fastmlp.bench.compare``: fastmlp, the NumPy reference and the one-pass bound measured in
+    one process (medians of 5 epochs); fastmlp against the bound as paired ratios, each fit
+    between two bound runs, so both sides see the same machine noise."""
     return compare(net, dtype, repeats=5)
 
 

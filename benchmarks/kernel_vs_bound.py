@@ -4,9 +4,9 @@ Run: ``python benchmarks/kernel_vs_bound.py mnist128 [--rows 300] [--laps 10] [-
 
 ``fastmlp._kernels.train_epoch`` (what ``fit`` runs for plain online SGD) and the one-pass bound
 (``_kernels.one_pass_bound``) visit the same order: the network's first ``--rows`` rows,
-``--laps`` times. Each timed run comes right after an untimed run of the same job, fastmlp and
-bound alternate, and the script prints best/best and the median of the paired ratios (each
-kernel time against the bound time right after it).
+``--laps`` times. Each timed run comes right after untimed runs of the same job (``_elapsed``:
+for ``WARMUP_SECONDS``), fastmlp and bound alternate, and the script prints best/best and the
+median of the paired ratios (each kernel time against the bound time right after it).
 
 Why: on the VM of the README's figures, memory left idle for ~0.1 s is slow to touch again,
 and an epoch over the full 6,000 (mnist128) or 1,500 (wide) rows streams more data than stays

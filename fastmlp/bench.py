@@ -1,7 +1,7 @@
 """One-run speed comparison: ``python -m fastmlp.bench``.
 
-For each named network x dtype it measures, interleaved in the same process (so all three see
-the same machine noise), the median over ``--repeats`` runs of:
+For each named network x dtype it measures, in the same process, the median over ``--repeats``
+runs of:
 
 - fastmlp: one epoch of ``MLP.fit(X, Y, epochs=1, shuffle=False)`` (validation included,
   compile excluded);
@@ -12,13 +12,23 @@ the same machine noise), the median over ``--repeats`` runs of:
 and prints samples/s and the ratios fastmlp/reference and fastmlp/bound, plus the latency of
 one ``step`` call from Python on xor. The networks and data are shared with ``benchmarks/``.
 
-Every timed run comes right after an untimed warm-up run of the same job (the reference: on its
-first ``WARMUP_REF_SAMPLES`` rows). On the VM these figures come from, memory left untouched for
-~0.1-0.3 s is slow to touch again: the first pass over an 8 MB array after a 0.3 s sleep took
-9-440 ms instead of 0.3-0.6 ms, and an xor epoch of 2.5 ms took 10-420 ms right after a 0.3 s
-pause, 2.6-4.5 ms when run a second time. Interleaving without the warm-up timed that instead
-of the kernels. So a figure is the steady state of a job run again on warm memory, as in the
-2nd and later epochs of a ``fit``.
+fastmlp/bound is the median of paired ratios: each repeat times the bound, then ``fit``, then
+the bound again, and takes ``fit`` against the mean of the two bound runs around it (as
+``parallel_speedups`` does), so a slow patch of the machine hits both sides. The reference's
+repeats run after all of those: on the VM these figures come from, its long Python loop slows
+the next few ms of other work (a digits ``fit`` right after it took 3.5-5.5 ms instead of
+0.56-0.61, the next one 0.62-0.67), and with it between the repeats ``fit`` read 10-20% slower
+than the same ``fit`` run again, the bound 3-6%: digits float32 0.35-0.38 of the bound, against
+0.41-0.42 with the reference in its own block (2026-11-26).
+
+Every timed run comes right after untimed warm-up runs: of the same job for
+``WARMUP_SECONDS`` (the reference: once, on its first ``WARMUP_REF_SAMPLES`` rows; the second
+bound run of a pair: none, ``fit`` just ran on the same X). On this VM memory left untouched
+for ~0.1-0.3 s is slow to touch again: the first pass over an 8 MB array after a 0.3 s sleep
+took 9-440 ms instead of 0.3-0.6 ms, and an xor epoch of 2.5 ms took 10-420 ms right after a
+0.3 s pause, 2.6-4.5 ms when run a second time. Interleaving without the warm-up timed that
+instead of the kernels. So a figure is the steady state of a job run again on warm memory, as
+in the 2nd and later epochs of a ``fit``.
 """
 
 from __future__ import annotations
@@ -105,13 +115,28 @@ def bound_buffer(net: MLP) -> np.ndarray:
 WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: its full run takes up to ~13 s (wide)
 
 
+WARMUP_SECONDS = 0.002  # a job's own warm-up: repeated until this long (see the module doc)
+
+
 def _elapsed(fn: Callable[[], object], warmup: Callable[[], object] | None = None) -> float:
-    """Seconds of one call of ``fn``, right after an untimed call of ``warmup`` (default: ``fn``
-    itself), so that the timed call finds its memory recently touched (see the module doc)."""
-    (fn if warmup is None else warmup)()
+    """Seconds of one call of ``fn``, right after untimed calls of ``warmup``: the given one,
+    once, or by default ``fn`` itself, repeated until ``WARMUP_SECONDS`` have passed. So the
+    timed call finds its memory recently touched and follows a few ms of the same work, not
+    of another job (see the module doc)."""
+    if warmup is None:
+        start = time.perf_counter()
+        fn()
+        while time.perf_counter() - start < WARMUP_SECONDS:
+            fn()
+    else:
+        warmup()
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def _nothing() -> None:
+    """No warm-up: the runs just before warmed the memory up already."""
 
 
 def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) -> dict:
@@ -139,28 +164,38 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
     def run_ref(order_ref: np.ndarray) -> None:
         reference.train_epoch(net.layout, p_ref, acts, spec.loss, X_ref, Y_ref, order_ref, spec.lr)
 
-    t_fast, t_ref, t_bound = [], [], []
-    for _ in range(repeats):  # interleaved, so all three see the same machine noise
-        t_fast.append(_elapsed(lambda: net.fit(Xc, y, epochs=1, lr=spec.lr, shuffle=False)))
-        t_ref.append(
-            _elapsed(
-                lambda: run_ref(order_ref),
-                lambda: (X_ref.sum(), run_ref(order_ref[:WARMUP_REF_SAMPLES])),
-            )
+    def run_fit() -> None:
+        net.fit(Xc, y, epochs=1, lr=spec.lr, shuffle=False)
+
+    def run_bound() -> None:
+        K.one_pass_bound(P, Xc, order, lr_t)
+
+    t_fast, t_bound, paired = [], [], []
+    for _ in range(repeats):  # fit between two runs of the bound (see the module doc)
+        before = _elapsed(run_bound)
+        fast = _elapsed(run_fit)
+        after = _elapsed(run_bound, _nothing)  # its memory was touched a run ago
+        t_fast.append(fast)
+        t_bound += [before, after]
+        paired.append((before + after) / 2 / fast)
+    t_ref = [  # after them: its long Python loop slows the next few ms of other work
+        _elapsed(
+            lambda: run_ref(order_ref),
+            lambda: (X_ref.sum(), run_ref(order_ref[:WARMUP_REF_SAMPLES])),
         )
-        t_bound.append(_elapsed(lambda: K.one_pass_bound(P, Xc, order, lr_t)))
+        for _ in range(repeats)
+    ]
     fast = n / float(np.median(t_fast))
     ref = n_ref / float(np.median(t_ref))
-    bound = n / float(np.median(t_bound))
     return {
         "net": name,
         "dtype": dtype,
         "n_params": net.n_params,
         "fastmlp": fast,
         "reference": ref,
-        "bound": bound,
+        "bound": n / float(np.median(t_bound)),
         "vs_reference": fast / ref,
-        "vs_bound": fast / bound,
+        "vs_bound": float(np.median(paired)),
     }
 
 
@@ -177,10 +212,6 @@ def step_latency(dtype: str = "float64", calls: int = 20_000, repeats: int = 5) 
             net.step(x, yv, 0.4)
         per_call.append((time.perf_counter() - t) / calls)
     return float(np.median(per_call))
-
-
-def _nothing() -> None:
-    """No warm-up: the runs just before warmed the memory up already."""
 
 
 def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) -> dict:

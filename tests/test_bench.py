@@ -2,6 +2,7 @@
 benchmark result, never a unit test)."""
 
 import math
+import time
 
 import pytest
 
@@ -14,7 +15,7 @@ def test_compare_reports_consistent_ratios():
     for key in ("fastmlp", "reference", "bound"):
         assert math.isfinite(row[key]) and row[key] > 0
     assert row["vs_reference"] == pytest.approx(row["fastmlp"] / row["reference"])
-    assert row["vs_bound"] == pytest.approx(row["fastmlp"] / row["bound"])
+    assert row["vs_bound"] == pytest.approx(row["fastmlp"] / row["bound"])  # one repeat: equal
     assert row["n_params"] == 20
 
 
@@ -39,5 +40,29 @@ def test_main_prints_the_table(capsys):
 def test_each_timed_run_follows_an_untimed_warm_up():
     calls = []
     bench._elapsed(lambda: calls.append("run"), lambda: calls.append("warm-up"))
-    bench._elapsed(lambda: calls.append("again"))  # default warm-up: the job itself
-    assert calls == ["warm-up", "run", "again", "again"]
+    assert calls == ["warm-up", "run"]
+    calls.clear()
+    start = time.perf_counter()
+    bench._elapsed(lambda: calls.append("again"))  # default warm-up: the job itself, repeated
+    assert time.perf_counter() - start >= bench.WARMUP_SECONDS
+    assert len(calls) >= 3 and set(calls) == {"again"}
+
+
+def test_fit_is_timed_between_two_bound_runs_and_the_reference_after(monkeypatch):
+    """Each repeat: bound, fit, bound; ``vs_bound`` is the median of fit against the mean of
+    its two bound runs; the reference's repeats come after all the pairs."""
+    jobs, times = [], iter([1.0, 4.0, 3.0, 2.0, 2.0, 2.0, 1.0, 8.0, 1.0] + [5.0] * 3)
+
+    def scripted(fn, warmup=None):
+        jobs.append(fn.__name__)
+        return next(times)
+
+    monkeypatch.setattr(bench, "_elapsed", scripted)
+    row = bench.compare("xor", "float32", repeats=3, ref_samples=50)
+    pair = ["run_bound", "run_fit", "run_bound"]
+    assert jobs == pair * 3 + ["<lambda>"] * 3
+    # paired ratios: (1 + 3) / 2 / 4 = 0.5, (2 + 2) / 2 / 2 = 1.0, (1 + 1) / 2 / 8 = 0.125
+    assert row["vs_bound"] == pytest.approx(0.5)
+    assert row["fastmlp"] == pytest.approx(20_000 / 4.0)  # median fit time 4 s
+    assert row["bound"] == pytest.approx(20_000 / 1.5)  # median of 1, 3, 2, 2, 1, 1
+    assert row["reference"] == pytest.approx(50 / 5.0)
