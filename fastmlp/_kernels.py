@@ -1188,8 +1188,8 @@ def count_nonfinite(a):
 def one_hot(labels, out):
     """``out[r] = e_{labels[r]}``: labels ``(n,)`` int64, out ``(n, n_classes)`` C-contiguous,
     written whole. Returns how many labels lie outside ``[0, n_classes)`` (their rows stay all
-    zero). Zeroed in one flat pass, which vectorises (digits: 3.2 -> 1.3 us; row by row, the
-    10-wide rows did not)."""
+    zero). Zeroed in one flat pass, which vectorises (digits float32, whole call: 3.2 -> 2.6 us;
+    row by row, the 10-wide rows did not)."""
     n_rows, n_classes = out.shape
     zero, one = out.dtype.type(0.0), out.dtype.type(1.0)
     flat = out.reshape(-1)

@@ -113,8 +113,6 @@ def bound_buffer(net: MLP) -> np.ndarray:
 
 
 WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: its full run takes up to ~13 s (wide)
-
-
 WARMUP_SECONDS = 0.002  # a job's own warm-up: repeated until this long (see the module doc)
 
 

@@ -119,9 +119,10 @@ def _validated(**kwargs: object) -> Settings:
 
 def settings(**kwargs: object) -> Settings:
     """``Settings(**kwargs)``, validated once per distinct set of arguments: ``fit`` called in a
-    loop with the same arguments skips ~3.5 us of checks. Cached by value and type (``typed``:
-    ``1``, ``1.0`` and ``True`` are different arguments); Settings is frozen, so a cached one can
-    be shared. Unhashable arguments are checked (and rejected) by ``Settings`` itself."""
+    loop with the same arguments skips the checks (3.9 -> 1.3 us a call). Cached by value and
+    type (``typed``: ``1``, ``1.0`` and ``True`` are different arguments); Settings is frozen,
+    so a cached one can be shared. Unhashable arguments are checked (and rejected) by
+    ``Settings`` itself."""
     try:
         hash(tuple(kwargs.values()))
     except TypeError:
