@@ -21,9 +21,10 @@ the next few ms of other work (a digits ``fit`` right after it took 3.5-5.5 ms i
 than the same ``fit`` run again, the bound 3-6%: digits float32 0.35-0.38 of the bound, against
 0.41-0.42 with the reference in its own block (2026-11-26).
 
-Every timed run comes right after untimed warm-up runs: of the same job for
-``WARMUP_SECONDS`` (the reference: once, on its first ``WARMUP_REF_SAMPLES`` rows; the second
-bound run of a pair: none, ``fit`` just ran on the same X). On this VM memory left untouched
+Every timed run comes right after untimed warm-up runs of the same job for
+``WARMUP_SECONDS`` (the reference: one, on its first ``WARMUP_REF_SAMPLES`` rows), the second
+bound run of a pair too: ``fit`` leaves the bound's buffer untouched for a whole epoch (up to
+~1 s for wide), and it would stall (below). On this VM memory left untouched
 for ~0.1-0.3 s is slow to touch again: the first pass over an 8 MB array after a 0.3 s sleep
 took 9-440 ms instead of 0.3-0.6 ms, and an xor epoch of 2.5 ms took 10-420 ms right after a
 0.3 s pause, 2.6-4.5 ms when run a second time. Interleaving without the warm-up timed that
@@ -172,7 +173,7 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
     for _ in range(repeats):  # fit between two runs of the bound (see the module doc)
         before = _elapsed(run_bound)
         fast = _elapsed(run_fit)
-        after = _elapsed(run_bound, _nothing)  # its memory was touched a run ago
+        after = _elapsed(run_bound)  # its own warm-up again: fit does not touch its buffer
         t_fast.append(fast)
         t_bound += [before, after]
         paired.append((before + after) / 2 / fast)

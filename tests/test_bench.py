@@ -54,13 +54,15 @@ def test_fit_is_timed_between_two_bound_runs_and_the_reference_after(monkeypatch
     jobs, times = [], iter([1.0, 4.0, 3.0, 2.0, 2.0, 2.0, 1.0, 8.0, 1.0] + [5.0] * 3)
 
     def scripted(fn, warmup=None):
-        jobs.append(fn.__name__)
+        jobs.append((fn.__name__, "own" if warmup is None else "given"))
         return next(times)
 
     monkeypatch.setattr(bench, "_elapsed", scripted)
     row = bench.compare("xor", "float32", repeats=3, ref_samples=50)
-    pair = ["run_bound", "run_fit", "run_bound"]
-    assert jobs == pair * 3 + ["<lambda>"] * 3
+    # every fit and bound run after its own warm-up (fit leaves the bound's buffer idle);
+    # the reference after its short run
+    pair = [("run_bound", "own"), ("run_fit", "own"), ("run_bound", "own")]
+    assert jobs == pair * 3 + [("<lambda>", "given")] * 3
     # paired ratios: (1 + 3) / 2 / 4 = 0.5, (2 + 2) / 2 / 2 = 1.0, (1 + 1) / 2 / 8 = 0.125
     assert row["vs_bound"] == pytest.approx(0.5)
     assert row["fastmlp"] == pytest.approx(20_000 / 4.0)  # median fit time 4 s
