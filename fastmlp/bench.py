@@ -21,15 +21,14 @@ the next few ms of other work (a digits ``fit`` right after it took 3.5-5.5 ms i
 than the same ``fit`` run again, the bound 3-6%: digits float32 0.35-0.38 of the bound, against
 0.41-0.42 with the reference in its own block (2026-11-26).
 
-Every timed run comes right after untimed warm-up runs of the same job for
-``WARMUP_SECONDS`` (the reference: one, on its first ``WARMUP_REF_SAMPLES`` rows), the second
-bound run of a pair too: ``fit`` leaves the bound's buffer untouched for a whole epoch (up to
-~1 s for wide), and it would stall (below). On this VM memory left untouched
-for ~0.1-0.3 s is slow to touch again: the first pass over an 8 MB array after a 0.3 s sleep
-took 9-440 ms instead of 0.3-0.6 ms, and an xor epoch of 2.5 ms took 10-420 ms right after a
-0.3 s pause, 2.6-4.5 ms when run a second time. Interleaving without the warm-up timed that
-instead of the kernels. So a figure is the steady state of a job run again on warm memory, as
-in the 2nd and later epochs of a ``fit``.
+Every timed run comes right after untimed warm-up runs of the same job for ``WARMUP_SECONDS``
+(the reference: one, on its first ``WARMUP_REF_SAMPLES`` rows), the second bound run of a pair
+too: ``fit`` leaves the bound's buffer untouched for a whole epoch (up to ~1 s for wide), and it
+would stall (below). On this VM memory left untouched for ~0.1-0.3 s is slow to touch again: the
+first pass over an 8 MB array after a 0.3 s sleep took 9-440 ms instead of 0.3-0.6 ms, and an
+xor epoch of 2.5 ms took 10-420 ms right after a 0.3 s pause, 2.6-4.5 ms when run a second time.
+Interleaving without the warm-up timed that instead of the kernels. So a figure is the steady
+state of a job run again on warm memory, as in the 2nd and later epochs of a ``fit``.
 """
 
 from __future__ import annotations
@@ -134,10 +133,6 @@ def _elapsed(fn: Callable[[], object], warmup: Callable[[], object] | None = Non
     return time.perf_counter() - t
 
 
-def _nothing() -> None:
-    """No warm-up: the runs just before warmed the memory up already."""
-
-
 def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) -> dict:
     """Samples/s of fastmlp, the reference and the bound for one network, in one process."""
     spec = NETWORKS[name]
@@ -211,6 +206,10 @@ def step_latency(dtype: str = "float64", calls: int = 20_000, repeats: int = 5) 
             net.step(x, yv, 0.4)
         per_call.append((time.perf_counter() - t) / calls)
     return float(np.median(per_call))
+
+
+def _nothing() -> None:
+    """No warm-up: the runs just before warmed the memory up already."""
 
 
 def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) -> dict:
