@@ -86,7 +86,7 @@ def check_lr(value: object, dtype: np.dtype) -> float:
     if lr > _LARGEST[dtype]:
         raise ValueError(
             f"lr must be a finite number > 0 representable in {dtype} (at most "
-            f"{np.finfo(dtype).max:.4g}), got {value!r}."
+            f"{_LARGEST[dtype]:.4g}), got {value!r}."
         )
     return lr
 
