@@ -102,6 +102,18 @@ def check_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def check_real(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool):
+    """A finite real in the interval given (open or closed at each end)."""
+    if type(value) is not float and (isinstance(value, bool) or not isinstance(value, Real)):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    v = float(value)
+    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    return v
+
+
 def _as_real_array(name: str, value: object, dtype: np.dtype) -> np.ndarray:
     """Convert once to a C-contiguous array of ``dtype`` (no copy if it already is one)."""
     if (
@@ -126,16 +138,16 @@ def _as_real_array(name: str, value: object, dtype: np.dtype) -> np.ndarray:
                 f"{name} has {int(overflow.sum())} value(s) beyond the range of {dtype} "
                 f"(|x| > {np.finfo(dtype).max:.4g}), e.g. {arr[overflow].flat[0]!r}."
             )
-    return _writeable(out)
+    return writeable(out)
 
 
-def _writeable(arr: np.ndarray) -> np.ndarray:
+def writeable(arr: np.ndarray) -> np.ndarray:
     """``arr``, copied if it is read-only (a memmap, a broadcast view): Numba compiles a second
     version of every kernel for read-only arrays (seconds each, per process without a cache)."""
     return arr if arr.flags.writeable else arr.copy()
 
 
-def _check_finite(name: str, arr: np.ndarray) -> None:
+def check_finite(name: str, arr: np.ndarray) -> None:
     if arr.dtype.kind in "biu":  # integers are finite
         return
     if arr.ndim == 2 and arr.dtype.kind == "f" and arr.flags.c_contiguous and arr.size > 4096:
@@ -157,7 +169,7 @@ def check_X(
     """2-D ``(n_samples, n_in)``, non-empty, finite; returned C-contiguous in ``dtype``.
 
     ``finite=False`` skips the finiteness scan: the caller then scans (in parallel, say) and
-    calls ``_check_finite`` itself before using any result."""
+    calls ``check_finite`` itself before using any result."""
     arr = _as_real_array(name, X, dtype)
     if arr.ndim != 2:
         hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
@@ -173,7 +185,7 @@ def check_X(
             f"layer has n_in={n_in}."
         )
     if finite:
-        _check_finite(name, arr)
+        check_finite(name, arr)
     return arr
 
 
@@ -182,7 +194,7 @@ def check_x(x: object, n_in: int, dtype: np.dtype, name: str = "x") -> np.ndarra
     arr = _as_real_array(name, x, dtype)
     if arr.shape != (n_in,):
         raise ValueError(f"{name} must have shape ({n_in},) (one sample), got shape {arr.shape}.")
-    _check_finite(name, arr)
+    check_finite(name, arr)
     return arr
 
 
@@ -205,7 +217,7 @@ def check_Y(
         )
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples}; they must match.")
-    _check_finite(name, arr)
+    check_finite(name, arr)
     if arr.ndim == 1 and output == "softmax":  # softmax nets have n_out >= 2
         plain = arr.dtype == np.int64 and arr.flags.c_contiguous and arr.flags.writeable
         labels = arr if plain else _check_labels(name, arr, n_out)  # (one compiled kernel)
@@ -232,7 +244,7 @@ def check_Y(
                 f"{name} must lie in [0, 1] for loss={loss!r} (probabilities or one-hot), "
                 f"found values in [{lo}, {hi}]."
             )
-    return _writeable(np.ascontiguousarray(arr, dtype=dtype))
+    return writeable(np.ascontiguousarray(arr, dtype=dtype))
 
 
 def _check_labels(name: str, y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -253,3 +265,34 @@ def _check_labels(name: str, y: np.ndarray, n_classes: int) -> np.ndarray:
             f"output: found {found}."
         )
     return y.astype(np.int64)
+
+
+def check_sample_weight(sample_weight: object, n_samples: int, dtype: np.dtype) -> np.ndarray:
+    """Weights ``(n_samples,)``: finite, >= 0, converted to ``dtype``."""
+    arr = np.asarray(sample_weight)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be a real numeric array, got dtype {arr.dtype}.")
+    if arr.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},) (one weight per sample), got "
+            f"shape {arr.shape}."
+        )
+    arr = writeable(np.ascontiguousarray(arr, dtype=dtype))
+    check_finite("sample_weight", arr)
+    if (arr < 0).any():
+        first = int(np.argmax(arr < 0))
+        raise ValueError(
+            f"sample_weight must be >= 0, got {arr[first]!r} at index {first} "
+            f"({int((arr < 0).sum())} negative)."
+        )
+    return arr
+
+
+def check_non_negative(name: str, value: object) -> float:
+    """A finite real >= 0."""
+    return check_real(name, value, 0.0, math.inf, False, True)
+
+
+def check_fraction(name: str, value: object) -> float:
+    """A real in [0, 1)."""
+    return check_real(name, value, 0.0, 1.0, False, True)

@@ -243,7 +243,7 @@ class MLP:
             )
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"params has dtype {arr.dtype}; expected a real numeric array.")
-        V._check_finite("params", arr)
+        V.check_finite("params", arr)
         self._params[...] = arr  # copy into the buffer: weights/biases views stay valid
 
     def _initialise(self, rng: np.random.Generator) -> None:
@@ -435,10 +435,10 @@ class MLP:
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
         weights = None
         if sample_weight is not None:
-            weights = optim.check_sample_weight(sample_weight, X.shape[0], self.dtype)
+            weights = V.check_sample_weight(sample_weight, X.shape[0], self.dtype)
         if patience is not None:
             patience = V.check_positive_int("patience", patience)
-        tol = optim.check_non_negative("tol", tol)
+        tol = V.check_non_negative("tol", tol)
         n_jobs = 1 if n_jobs is None else V.check_positive_int("n_jobs", n_jobs)
         if parallel not in ("rows", "hogwild"):
             raise ValueError(f"parallel must be 'rows' or 'hogwild', got {parallel!r}.")
@@ -526,7 +526,7 @@ class MLP:
         rng: np.random.Generator,
     ) -> tuple:
         """``(X, Y, weights, X_val, Y_val)``: validation data checked, or split off X."""
-        fraction = optim.check_fraction("validation_fraction", validation_fraction)
+        fraction = V.check_fraction("validation_fraction", validation_fraction)
         if validation_data is not None:
             if fraction:
                 raise ValueError("give validation_data or validation_fraction, not both.")
@@ -810,7 +810,7 @@ class MLP:
         if type(lr) is not float or not 0.0 < lr < self._lr_max:
             lr = V.check_lr(lr, self.dtype)
         if sample_weight is not None:
-            lr *= optim.check_non_negative("sample_weight", sample_weight)
+            lr *= V.check_non_negative("sample_weight", sample_weight)
         dtype = self.dtype
         if type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape:
             x2 = x[None] if x.strides == self._unit_strides else self._sample_input(x)
@@ -828,8 +828,8 @@ class MLP:
             self._typed_lr(lr), self._zs, self._acts, self._deltas,
         )  # fmt: skip
         if loss != loss:  # NaN: nothing was updated
-            V._check_finite("x", x2[0])
-            V._check_finite("y", y2[0])
+            V.check_finite("x", x2[0])
+            V.check_finite("y", y2[0])
             raise DivergenceError(0, 0, 0, lr, 1, streaming=True)
         self.n_updates_ += 1
         self.n_samples_seen_ += 1
@@ -896,7 +896,7 @@ class MLP:
             n_jobs = _available_cores() if big else 1
         n_jobs = min(V.check_positive_int("n_jobs", n_jobs), n_samples)
         if n_jobs == 1:
-            V._check_finite("X", X)
+            V.check_finite("X", X)
             self._predict_rows(X, out)
             return out
         # More blocks than threads, taken in turn by whichever thread is free: a thread slowed by
@@ -908,7 +908,7 @@ class MLP:
                     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
             n_bad = sum(job.result() for job in jobs)
         if n_bad:
-            V._check_finite("X", X)  # raises, naming the first non-finite entry
+            V.check_finite("X", X)  # raises, naming the first non-finite entry
         return out
 
     def _block_buffers(self) -> tuple[np.ndarray, np.ndarray]:

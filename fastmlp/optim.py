@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
@@ -27,18 +26,6 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "invscaling", "step", "adaptive")
 ADAPTIVE_DIVISOR = 5.0  # scikit-learn's "adaptive": lr / 5 when the monitored loss stalls
 ADAPTIVE_MIN_LR = 1e-6  # ... and training stops once lr would fall below this (as scikit-learn)
-
-
-def _check_real(name: str, value: object, lo: float, hi: float, lo_open: bool, hi_open: bool):
-    """A finite real in the interval given (open or closed at each end)."""
-    if type(value) is not float and (isinstance(value, bool) or not isinstance(value, Real)):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    v = float(value)
-    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
-    return v
 
 
 @dataclass(frozen=True)
@@ -64,7 +51,7 @@ class Settings:
         V.check_positive("lr", self.lr)
         V.check_positive_int("batch_size", self.batch_size)
         V.check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_real("momentum", self.momentum, 0.0, 1.0, False, True)
+        V.check_real("momentum", self.momentum, 0.0, 1.0, False, True)
         if not isinstance(self.nesterov, bool | np.bool_):
             raise TypeError(f"nesterov must be a bool, got {self.nesterov!r}.")
         if self.nesterov and self.momentum == 0.0:
@@ -73,15 +60,15 @@ class Settings:
             raise ValueError(
                 f"momentum={self.momentum!r} applies to optimizer='sgd'; Adam's momentum is beta1."
             )
-        _check_real("alpha", self.alpha, 0.0, math.inf, False, True)
-        _check_real("beta1", self.beta1, 0.0, 1.0, False, True)
-        _check_real("beta2", self.beta2, 0.0, 1.0, False, True)
-        _check_real("epsilon", self.epsilon, 0.0, math.inf, True, True)
-        _check_real("dropout", self.dropout, 0.0, 1.0, False, True)
+        V.check_real("alpha", self.alpha, 0.0, math.inf, False, True)
+        V.check_real("beta1", self.beta1, 0.0, 1.0, False, True)
+        V.check_real("beta2", self.beta2, 0.0, 1.0, False, True)
+        V.check_real("epsilon", self.epsilon, 0.0, math.inf, True, True)
+        V.check_real("dropout", self.dropout, 0.0, 1.0, False, True)
         V.check_choice("schedule", self.schedule, SCHEDULES)
-        _check_real("power_t", self.power_t, 0.0, math.inf, False, True)
+        V.check_real("power_t", self.power_t, 0.0, math.inf, False, True)
         V.check_positive_int("step_size", self.step_size)
-        _check_real("gamma", self.gamma, 0.0, 1.0, True, False)
+        V.check_real("gamma", self.gamma, 0.0, 1.0, True, False)
 
     @property
     def is_plain_sgd(self) -> bool:
@@ -205,34 +192,3 @@ class OptimizerState:
             (self.velocity, self.moment2, self.powers, self.rng), snapshot, strict=True
         ):
             mine[...] = saved
-
-
-def check_sample_weight(sample_weight: object, n_samples: int, dtype: np.dtype) -> np.ndarray:
-    """Weights ``(n_samples,)``: finite, >= 0, converted to ``dtype``."""
-    arr = np.asarray(sample_weight)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight must be a real numeric array, got dtype {arr.dtype}.")
-    if arr.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},) (one weight per sample), got "
-            f"shape {arr.shape}."
-        )
-    arr = V._writeable(np.ascontiguousarray(arr, dtype=dtype))
-    V._check_finite("sample_weight", arr)
-    if (arr < 0).any():
-        first = int(np.argmax(arr < 0))
-        raise ValueError(
-            f"sample_weight must be >= 0, got {arr[first]!r} at index {first} "
-            f"({int((arr < 0).sum())} negative)."
-        )
-    return arr
-
-
-def check_non_negative(name: str, value: object) -> float:
-    """A finite real >= 0."""
-    return _check_real(name, value, 0.0, math.inf, False, True)
-
-
-def check_fraction(name: str, value: object) -> float:
-    """A real in [0, 1)."""
-    return _check_real(name, value, 0.0, 1.0, False, True)
