@@ -27,14 +27,13 @@ import threading
 from collections.abc import Sequence
 
 from . import _kernels as K
+from . import tuning
 from .layout import Layout
 
 # Widest layer (input included) the specialised kernel takes: at SIMD_MIN_UNITS and above the
 # general kernels switch to their vectorised exp, and their vectorised dot products beat
 # straight-line code (a review measured (60, 1): 10.6 million samples/s here, 24.2 general).
 MAX_UNITS = K.SIMD_MIN_UNITS - 1
-# Largest parameter count: the straight-line code grows with it, and so does its compile time.
-MAX_PARAMS = 64
 
 # FASTMLP_TINY=0 turns the specialised kernels off (the general ``train_epoch`` runs instead).
 ENABLED = os.environ.get("FASTMLP_TINY", "1").strip().lower() not in ("0", "false", "no")
@@ -46,7 +45,7 @@ _KERNELS_DIGEST: str | None = None
 
 def applies(sizes: Sequence[int]) -> bool:
     """Whether the specialised kernel is used for a net of these layer sizes."""
-    return ENABLED and max(sizes) <= MAX_UNITS and Layout(sizes).n_params <= MAX_PARAMS
+    return ENABLED and max(sizes) <= MAX_UNITS and Layout(sizes).n_params <= tuning.TINY_MAX_PARAMS
 
 
 def _activation(code: int, z: str, a: str) -> str:

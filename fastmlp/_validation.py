@@ -296,3 +296,9 @@ def check_non_negative(name: str, value: object) -> float:
 def check_fraction(name: str, value: object) -> float:
     """A real in [0, 1)."""
     return check_real(name, value, 0.0, 1.0, False, True)
+
+
+def check_callback(callback: object) -> None:
+    """None, or a callable ``callback(epoch, logs)``."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")

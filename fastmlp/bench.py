@@ -47,9 +47,9 @@ import numpy as np
 
 from . import _kernels as K
 from . import _validation as V
-from . import datasets, reference
+from . import datasets, reference, tuning
 from .layout import work_buffer
-from .model import MLP, _available_cores
+from .model import MLP
 
 __all__ = ["NETWORKS", "Network", "bound_buffer", "compare", "main", "make_data", "make_model"]
 
@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     for dtype in args.dtypes.split(","):
         print(f"step(x, y, lr) on xor, {dtype}: {step_latency(dtype) * 1e6:.2f} us per call")
-    n_jobs = _available_cores()
+    n_jobs = tuning.available_cores()
     for name in filter(None, args.parallel.split(",")):
         for dtype in args.dtypes.split(","):
             r = parallel_speedups(name, dtype, args.repeats, n_jobs)

@@ -15,7 +15,8 @@ from typing import Any
 from numpy.typing import ArrayLike
 
 from . import _validation as V
-from .model import MLP, _available_cores
+from . import tuning
+from .model import MLP
 
 __all__ = ["train_many"]
 
@@ -71,7 +72,7 @@ def train_many(
     parts = [_split(config, i) for i, config in enumerate(configs)]
     models = [MLP(**model_args) for model_args, _ in parts]  # constructor errors before training
     if n_jobs is None:
-        n_jobs = _available_cores()
+        n_jobs = tuning.available_cores()
     n_jobs = V.check_positive_int("n_jobs", n_jobs)
 
     def train(i: int) -> MLP:

@@ -1,77 +1,32 @@
-"""The public ``MLP`` class: owns the flat parameter buffer and its layout, validates input,
-runs the epoch loop (shuffling, chunking, loss history) and hands the per-sample work to the
-Numba kernels in ``fastmlp._kernels``."""
+"""The public ``MLP`` class: owns the flat parameter buffer, its layout and the model's state,
+validates input and hands the work to the Numba kernels in ``fastmlp._kernels``.
+
+Where the rest lives: the epoch loop (schedule, validation, early stopping, callbacks,
+``history_``) in ``fastmlp._training``; one epoch, serial or on threads, in ``fastmlp._epochs``;
+the input checks in ``fastmlp._validation``; the kernels' tables and buffers in
+``fastmlp._kernel_args``; the state that pickling and ``save``/``load`` carry in
+``fastmlp._state``; the Python-side tunables in ``fastmlp.tuning``.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from . import _epochs, _state, _tiny, _training, optim, persistence, tuning
+from . import _kernel_args as KA
 from . import _kernels as K
-from . import _tiny, optim, persistence
 from . import _validation as V
+from ._kernel_args import KernelArgs
 from .errors import DivergenceError
 from .layout import Layout, work_buffer
-from .progress import Progress
 
 __all__ = ["MLP"]
-
-_ACT_CODES = {
-    "identity": K.IDENTITY,
-    "sigmoid": K.SIGMOID,
-    "tanh": K.TANH,
-    "relu": K.RELU,
-    "leaky_relu": K.LEAKY_RELU,
-    "softmax": K.SOFTMAX,
-}
-_LOSS_CODES = {
-    "mse": K.MSE,
-    "mae": K.MAE,
-    "binary_cross_entropy": K.BINARY_CROSS_ENTROPY,
-    "cross_entropy": K.CROSS_ENTROPY,
-}
-# Samples per kernel call inside an epoch are chosen so one call does about this many
-# parameter updates (a few ms): Ctrl-C is only seen between calls, and the per-call overhead
-# (~1 us) stays negligible.
-_UPDATES_PER_CHUNK = 1 << 24
-# Row-parallel epochs use chunks this many times longer. Their per-call overhead is far larger:
-# the calling thread copies the parameters to the backup and scans them for NaN/inf, which pulls
-# every other thread's rows out of its core's cache, and the pool hands the call to the other
-# threads. mnist128 float32 on 2 threads, best of 11 epochs: 1.24x serial with 1x chunks, 1.38x
-# with 2x, 1.43x with 4x and 8x. A 4x chunk still stops within ~5 ms (mnist128) to ~15 ms (wide).
-_ROWS_CHUNK_FACTOR = 4
-
-
-def _available_cores() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-# predict() goes parallel above this many multiply-adds (a thread pool costs ~0.1-0.2 ms).
-_PARALLEL_PREDICT_WORK = 1 << 22
-
-
-def new_history() -> dict[str, list[float]]:
-    """An empty ``history_``."""
-    return {"loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
-
-
-def _epoch_loss(losses: np.ndarray, weights: np.ndarray | None, order: np.ndarray) -> float:
-    """Mean of an epoch's per-sample losses, weighted by ``weights[order]`` when given."""
-    if weights is None:  # np.mean's sum and division, without its ~1.6 us of Python
-        return float(np.add.reduce(losses, dtype=np.float64)) / losses.shape[0]
-    w = weights[order].astype(np.float64)
-    total = w.sum()
-    return float(np.dot(w, losses) / total) if total > 0 else float(np.mean(losses))
 
 
 class MLP:
@@ -178,32 +133,15 @@ class MLP:
         self.seed = seed
         self.dtype = V.check_dtype(dtype)
         self.activations = (*self.hidden, output)
-        self._loss_code = _LOSS_CODES[loss]
         lay = self.layout
-        self._meta = np.array(
-            [
-                [
-                    lay.sizes[l],
-                    lay.sizes[l + 1],
-                    lay.w_offsets[l],
-                    lay.b_offsets[l],
-                    lay.unit_offsets[l],
-                    lay.unit_offsets[l + 1],
-                    _ACT_CODES[self.activations[l]],
-                ]
-                for l in range(lay.n_layers)
-            ],
-            dtype=np.uint64,
-        )
-        self._tiny_key = _tiny.key(lay.sizes, self._meta[:, K.ACT], self._loss_code)
+        self._args = KernelArgs(lay, self.activations, loss, self.dtype)
+        self._tiny_key = _tiny.key(lay.sizes, self._args.meta[:, K.ACT], self._args.loss_code)
         self._params = work_buffer(lay.n_params, self.dtype)
         self.weights = lay.weights(self._params)
         self.biases = lay.biases(self._params)
-        units = [work_buffer(lay.n_units, self.dtype) for _ in range(5)]
-        self._zs, self._acts, self._deltas, self._xin, self._mask = units
         self._rng = np.random.default_rng(seed)
         self._initialise(self._rng)
-        self.history_: dict[str, list[float]] = new_history()
+        self.history_: dict[str, list[float]] = _state.new_history()
         self.n_updates_ = 0
         self.n_samples_seen_ = 0
         # for step()'s fast path
@@ -213,9 +151,7 @@ class MLP:
         self._lr_is_float = self.dtype == np.float64  # a Python float is typed float64
         self._lr_max = float(np.finfo(self.dtype).max)
         self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
-        self._backup = np.empty_like(self._params)  # fit/step roll back a diverging update
         self._optimizer_state = optim.OptimizerState(lay.n_params, self.dtype, seed)
-        self._workspace = np.empty(0, self.dtype)  # the general kernel's gradient buffer
 
     # --- layout ----------------------------------------------------------------------------------
     @property
@@ -256,28 +192,14 @@ class MLP:
 
     # --- pickling (joblib, multiprocessing, GridSearchCV(n_jobs=...)) -----------------------------
     def __getstate__(self) -> dict:
-        """The constructor's arguments and the trained state; buffers and views are rebuilt on
-        unpickling (pickling the views would cut them loose from ``params``)."""
-        opt = self._optimizer_state
-        return {
-            "args": (self.layer_sizes, list(self.hidden), self.output, self.loss_name,
-                     self.init, self.seed, self.dtype.name),
-            "params": self.params.copy(),
-            "history": {key: list(values) for key, values in self.history_.items()},
-            "counts": (self.n_updates_, self.n_samples_seen_),
-            "rng": self._rng.bit_generator.state,
-            "optimizer": (opt.optimizer, opt.velocity.copy(), opt.moment2.copy(),
-                          opt.powers.copy(), opt.rng.copy()),
-        }  # fmt: skip
+        """The constructor's arguments and the trained state (``fastmlp._state``); buffers and
+        views are rebuilt on unpickling (pickling the views would cut them loose from
+        ``params``)."""
+        return _state.to_pickle(self)
 
     def __setstate__(self, state: dict) -> None:
-        sizes, hidden, output, loss, init, seed, dtype = state["args"]
-        self.__init__(sizes, hidden, output, loss, init, seed, dtype)
-        self.params = state["params"]
-        self.history_ = state["history"]
-        self.n_updates_, self.n_samples_seen_ = state["counts"]
-        self._rng.bit_generator.state = state["rng"]
-        self._optimizer_state.set(*state["optimizer"])
+        self.__init__(*state["args"])
+        _state.restore(self, _state.from_pickle(state))
 
     def __repr__(self) -> str:
         return (
@@ -436,358 +358,22 @@ class MLP:
         weights = None
         if sample_weight is not None:
             weights = V.check_sample_weight(sample_weight, X.shape[0], self.dtype)
-        if patience is not None:
-            patience = V.check_positive_int("patience", patience)
+        patience = None if patience is None else V.check_positive_int("patience", patience)
         tol = V.check_non_negative("tol", tol)
         n_jobs = 1 if n_jobs is None else V.check_positive_int("n_jobs", n_jobs)
-        if parallel not in ("rows", "hogwild"):
-            raise ValueError(f"parallel must be 'rows' or 'hogwild', got {parallel!r}.")
-        if n_jobs > 1 and not (settings.is_plain_sgd and weights is None):
-            raise ValueError(
-                f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
-                "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
-            )
-        if n_jobs > 1 and parallel == "rows":
-            # one thread per core at most: a spin barrier needs them all
-            serial = self.layout.n_layers == 1 or self._tiny_kernel() is not None
-            n_jobs = 1 if serial else min(n_jobs, _available_cores())
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
+        run_epoch = _epochs.strategy(self, settings, weights, n_jobs, parallel)
+        V.check_callback(callback)
+        stopping = _training.Stopping(patience, tol, restore_best, callback, progress)
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        X, Y, weights, X_val, Y_val = self._split_validation(
-            X, Y, weights, validation_data, validation_fraction, rng
+        data = _training.split_validation(
+            self, X, Y, weights, validation_data, validation_fraction, rng
         )
-        has_val = X_val is not None
-        monitor_patience = patience or (10 if schedule == "adaptive" else None)
-        best, wait, best_params = math.inf, 0, None
-        current_lr = lr
-        bar = Progress(epochs, X.shape[0]) if progress else None
-        try:
-            for epoch in range(epochs):
-                if schedule != "adaptive":
-                    current_lr = optim.scheduled_lr(
-                        settings, len(self.history_["loss"]), self.n_samples_seen_
-                    )
-                order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
-                started = time.perf_counter()
-                if n_jobs > 1 and parallel == "rows":
-                    losses = self._train_epoch_rows(X, Y, order, current_lr, epoch, n_jobs)
-                elif n_jobs > 1:
-                    losses = self._train_epoch_hogwild(X, Y, order, current_lr, epoch, n_jobs)
-                else:
-                    losses = self._train_epoch(X, Y, weights, order, current_lr, settings, epoch)
-                seconds = time.perf_counter() - started
-                logs = {
-                    "loss": _epoch_loss(losses, weights, order),
-                    "lr": current_lr,
-                    "samples_per_s": X.shape[0] / seconds if seconds > 0 else math.inf,
-                }
-                if has_val:
-                    logs["val_loss"], accuracy = self._evaluate(X_val, Y_val)
-                    if accuracy is not None:
-                        logs["val_accuracy"] = accuracy
-                for key in ("loss", "lr", "val_loss", "val_accuracy"):
-                    if key in logs:
-                        self.history_[key].append(logs[key])
-                if bar is not None:
-                    bar.update(epoch, logs)
-                stop = bool(callback(epoch, dict(logs))) if callback is not None else False
-                if monitor_patience is not None:
-                    monitored = logs["val_loss"] if has_val else logs["loss"]
-                    if monitored < best - tol:
-                        best, wait = monitored, 0
-                        if patience is not None and restore_best:
-                            best_params = self._params.copy()
-                    else:
-                        wait += 1
-                    if wait >= monitor_patience:
-                        if schedule == "adaptive":
-                            wait = 0
-                            current_lr /= optim.ADAPTIVE_DIVISOR
-                            stop |= current_lr < optim.ADAPTIVE_MIN_LR
-                        else:
-                            stop = True
-                if stop:
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        if best_params is not None:
-            self._params[...] = best_params
+        _training.run(self, run_epoch, data, epochs, settings, stopping, rng, shuffle)
         return self
-
-    def _split_validation(
-        self,
-        X: np.ndarray,
-        Y: np.ndarray,
-        weights: np.ndarray | None,
-        validation_data: tuple[ArrayLike, ArrayLike] | None,
-        validation_fraction: float,
-        rng: np.random.Generator,
-    ) -> tuple:
-        """``(X, Y, weights, X_val, Y_val)``: validation data checked, or split off X."""
-        fraction = V.check_fraction("validation_fraction", validation_fraction)
-        if validation_data is not None:
-            if fraction:
-                raise ValueError("give validation_data or validation_fraction, not both.")
-            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-                raise TypeError(
-                    "validation_data must be a pair (X_val, Y_val), got "
-                    f"{type(validation_data).__name__}."
-                )
-            X_val = V.check_X(validation_data[0], self.layout.n_in, self.dtype, "X_val")
-            Y_val = V.check_Y(
-                validation_data[1], X_val.shape[0], self.layout.n_out, self.output,
-                self.loss_name, self.dtype, name="Y_val",
-            )  # fmt: skip
-            return X, Y, weights, X_val, Y_val
-        if not fraction:
-            return X, Y, weights, None, None
-        n_samples = X.shape[0]
-        n_val = math.ceil(n_samples * fraction)
-        if n_val >= n_samples:
-            raise ValueError(
-                f"validation_fraction={validation_fraction} of {n_samples} samples leaves no "
-                "training data."
-            )
-        perm = rng.permutation(n_samples)
-        val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        weights = None if weights is None else weights[train]
-        return X[train], Y[train], weights, X[val], Y[val]
-
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray) -> tuple[float, float | None]:
-        """Mean loss on validated ``(X, Y)``, and accuracy for sigmoid/softmax outputs."""
-        loss = self._mean_loss(X, Y)
-        if self.output == "identity":
-            return loss, None
-        out = np.empty_like(Y)
-        self._predict_rows(X, out)
-        if self.output == "softmax":
-            return loss, float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
-        return loss, float(np.mean((out >= 0.5) == (Y >= 0.5)))
-
-    def _train_epoch(
-        self,
-        X: np.ndarray,
-        Y: np.ndarray,
-        weights: np.ndarray | None,
-        order: np.ndarray,
-        lr: float,
-        settings: optim.Settings,
-        epoch: int,
-    ) -> np.ndarray:
-        """One epoch over ``X[order]`` in chunks of kernel calls; returns per-sample losses.
-
-        Each epoch runs in chunks: Ctrl-C, which Python only sees between kernel calls, then
-        stops within a few ms with the model at a finished update. Splitting an epoch into
-        calls does not change the result (tested bit for bit). Plain online SGD runs the fused
-        ``train_epoch`` kernel; anything else the general ``train_epoch_opt``.
-        """
-        n_samples = order.shape[0]
-        plain = settings.is_plain_sgd and weights is None
-        batch = settings.batch_size
-        losses = np.empty(n_samples, dtype=self.dtype)
-        chunk = self._chunk_samples()
-        state = self._optimizer_state
-        if plain:
-            args = (self.dtype.type(lr),)
-        else:
-            chunk = max(batch, chunk // batch * batch)  # chunks end on batch boundaries
-            state.prepare(settings.optimizer)
-            opts, hyper = settings.kernel_arrays(self.dtype, lr)
-            if weights is None:
-                weights = np.ones(X.shape[0], dtype=self.dtype)
-            if self._workspace.shape[0] != self.n_params:
-                self._workspace = work_buffer(self.n_params, self.dtype)
-            args = (weights, opts, hyper, state.powers, state.velocity, state.moment2,
-                    self._workspace, state.rng, self._xin, self._mask)  # fmt: skip
-        backup = self._backup  # shared with step(): parameters before the kernel call in flight
-        pending = 0  # updates of the kernel call in flight, not yet counted in n_updates_
-        try:
-            for start in range(0, n_samples, chunk):
-                stop = min(n_samples, start + chunk)
-                backup[...] = self._params
-                snapshot = None if plain else state.snapshot()
-                losses[stop - 1] = -1.0  # sentinel: a finished call writes a loss >= 0
-                pending = -(-(stop - start) // batch)
-                self._run_kernel(plain, X, Y, order[start:stop], args, losses[start:stop])
-                self.n_updates_ += pending
-                self.n_samples_seen_ += stop - start
-                pending = 0
-                if K.count_nonfinite(losses[start:stop]) or K.count_nonfinite(self._params):
-                    self._rewind_and_raise(
-                        plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
-                    )
-        except KeyboardInterrupt:
-            # The interrupt can surface just after a kernel call returned (CPython checks for
-            # signals after C calls), before it was counted: the sentinel tells if it ran.
-            if pending and losses[stop - 1] != -1.0:
-                self.n_updates_ += pending
-                self.n_samples_seen_ += stop - start
-            raise
-        return losses
-
-    def _train_epoch_rows(
-        self, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int, n_jobs: int
-    ) -> np.ndarray:
-        """One epoch of row-parallel online SGD (``K.train_epoch_rows``) on ``n_jobs`` threads:
-        this thread is rank 0, a pool runs the others. In chunks of kernel calls, like
-        ``_train_epoch``; returns the per-sample losses."""
-        n_samples = order.shape[0]
-        losses = np.empty(n_samples, dtype=self.dtype)
-        args = (self._params, self._meta, self._loss_code, X, Y)
-        lr_t = self.dtype.type(lr)
-        units = (self._zs, self._acts, self._deltas)
-        partial = work_buffer(n_jobs * self.layout.n_units, self.dtype)
-        ranks = np.arange(n_jobs + 1, dtype=np.uint64)
-        rows = self._meta[:, K.N_OUT, None] * ranks // np.uint64(n_jobs)  # (n_layers, n_jobs+1)
-        sync = np.zeros((n_jobs + 1) * K.SYNC_STRIDE, dtype=np.int64)
-        chunk = self._chunk_samples() * _ROWS_CHUNK_FACTOR
-        backup = self._backup
-
-        inputs = [work_buffer(self.layout.n_in, self.dtype) for _ in range(n_jobs)]
-
-        def run(rank: int, part: np.ndarray, part_losses: np.ndarray) -> int:
-            return K.train_epoch_rows(
-                *args, part, lr_t, *units, inputs[rank], partial, part_losses, rows, ranks[rank],
-                sync,
-            )  # fmt: skip
-
-        with ThreadPoolExecutor(n_jobs - 1) as pool:
-            for start in range(0, n_samples, chunk):
-                stop = min(n_samples, start + chunk)
-                part, part_losses = order[start:stop], losses[start:stop]
-                backup[...] = self._params
-                part_losses[-1] = -1.0  # sentinel: rank 0 writes a loss >= 0 when it finishes
-                others = []
-                try:
-                    others = [pool.submit(run, rank, part, part_losses)
-                              for rank in range(1, n_jobs)]  # fmt: skip
-                    run(0, part, part_losses)
-                    for future in others:
-                        future.result()
-                except BaseException:
-                    # Ctrl-C (or an error). If rank 0 finished the chunk, so do the others
-                    # (they are at most one barrier behind): count it. Else make them return.
-                    finished = part_losses[-1] != -1.0
-                    if not finished:
-                        sync[K.SYNC_ABORT] = 1
-                    for future in others:
-                        future.exception()
-                    if finished:
-                        self.n_updates_ += stop - start
-                        self.n_samples_seen_ += stop - start
-                    else:
-                        self._params[...] = backup  # an aborted chunk stops mid-sample
-                    raise
-                self.n_updates_ += stop - start
-                self.n_samples_seen_ += stop - start
-                if K.count_nonfinite(part_losses) or K.count_nonfinite(self._params):
-                    self._rewind_and_raise(
-                        True, None, X, Y, order, start, stop, (lr_t,), losses, epoch, lr, 1
-                    )
-        return losses
-
-    def _train_epoch_hogwild(
-        self, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int, n_jobs: int
-    ) -> np.ndarray:
-        """One Hogwild epoch: ``n_jobs`` threads, each running the plain SGD kernel over its
-        share of ``order`` (in chunks, so Ctrl-C stops them within a chunk), all writing the
-        shared ``params`` without locks. Returns the per-sample losses."""
-        n_samples = order.shape[0]
-        losses = np.empty(n_samples, dtype=self.dtype)
-        lr_t = self.dtype.type(lr)
-        chunk = self._chunk_samples()
-        bounds = np.linspace(0, n_samples, n_jobs + 1).astype(np.int64)
-        done = [0] * n_jobs  # updates finished per thread
-        stop = threading.Event()
-
-        def work(i: int) -> None:
-            units = [work_buffer(self.layout.n_units, self.dtype) for _ in range(3)]
-            for start in range(int(bounds[i]), int(bounds[i + 1]), chunk):
-                if stop.is_set():
-                    return
-                end = min(int(bounds[i + 1]), start + chunk)
-                K.train_epoch(
-                    self._params, self._meta, self._loss_code, X, Y, order[start:end], lr_t,
-                    *units, losses[start:end],
-                )  # fmt: skip
-                done[i] += end - start
-
-        self._backup[...] = self._params
-        with ThreadPoolExecutor(n_jobs) as pool:
-            futures = [pool.submit(work, i) for i in range(n_jobs)]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                stop.set()  # Ctrl-C (or an error): the threads stop after their current chunk
-                for future in futures:
-                    future.exception()
-                self.n_updates_ += sum(done)
-                self.n_samples_seen_ += sum(done)
-                raise
-        if K.count_nonfinite(losses) or K.count_nonfinite(self._params):
-            self._params[...] = self._backup
-            t = int(np.argmax(~np.isfinite(losses))) if not np.isfinite(losses).all() else 0
-            raise DivergenceError(epoch + 1, t, int(order[t]), float(lr), n_samples)
-        self.n_updates_ += n_samples
-        self.n_samples_seen_ += n_samples
-        return losses
-
-    def _chunk_samples(self) -> int:
-        """Samples per kernel call within an epoch: ~``_UPDATES_PER_CHUNK`` parameter updates."""
-        return max(1, _UPDATES_PER_CHUNK // (self.n_params + self.layout.n_units))
 
     def _tiny_kernel(self):
         """This net's shape-specialised SGD kernel (``fastmlp._tiny``), or None."""
         return _tiny.kernel_for(self._tiny_key)
-
-    def _run_kernel(self, plain: bool, X, Y, order, args, losses) -> None:
-        """One call of the training kernel over ``X[order]`` (``args``: see ``_train_epoch``)."""
-        zs, acts, deltas = self._zs, self._acts, self._deltas
-        if plain:
-            tiny = self._tiny_kernel()
-            if tiny is not None:  # a net of a few units: its shape-specialised kernel
-                tiny(self._params, X, Y, order, args[0], losses)
-                return
-            K.train_epoch(
-                self._params, self._meta, self._loss_code, X, Y, order, args[0], zs, acts,
-                deltas, losses,
-            )  # fmt: skip
-        else:
-            K.train_epoch_opt(
-                self._params, self._meta, self._loss_code, X, Y, order, *args, zs, acts,
-                deltas, losses,
-            )  # fmt: skip
-
-    def _rewind_and_raise(
-        self, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
-    ) -> None:
-        """A chunk produced NaN/inf: replay it from the backup one update at a time (the same
-        kernel, so bit-identical) up to the first update with a non-finite loss or leaving a
-        non-finite parameter, keep the state from before it, and raise."""
-        state = self._optimizer_state
-        self._params[...] = self._backup
-        if not plain:
-            state.restore(snapshot)
-        before = np.empty_like(self._params)
-        t = start
-        while t < stop:
-            before[...] = self._params
-            saved = None if plain else state.snapshot()
-            end = min(t + batch, stop)
-            self._run_kernel(plain, X, Y, order[t:end], args, losses[t:end])
-            if K.count_nonfinite(losses[t:end]) or K.count_nonfinite(self._params):
-                self._params[...] = before
-                if not plain:
-                    state.restore(saved)
-                break
-            t = end
-        t = min(t, stop - 1)
-        self.n_updates_ -= -(-(stop - t) // batch)
-        self.n_samples_seen_ -= stop - t
-        raise DivergenceError(epoch + 1, t, int(order[t]), float(lr), len(order))
 
     def step(
         self, x: ArrayLike, y: ArrayLike, lr: float = 0.01, sample_weight: float | None = None
@@ -823,9 +409,10 @@ class MLP:
             y2 = y[None]
         else:
             y2 = self._sample_target(y)
+        args = self._args
         loss = K.sgd_step_if_finite(
-            self._params, self._backup, self._meta, self._loss_code, x2, y2, 0,
-            self._typed_lr(lr), self._zs, self._acts, self._deltas,
+            self._params, args.backup, args.meta, args.loss_code, x2, y2, 0,
+            self._typed_lr(lr), args.zs, args.acts, args.deltas,
         )  # fmt: skip
         if loss != loss:  # NaN: nothing was updated
             V.check_finite("x", x2[0])
@@ -892,8 +479,8 @@ class MLP:
         out = np.empty((n_samples, self.layout.n_out), dtype=self.dtype)
         work = n_samples * self.n_params
         if n_jobs is None:
-            big = work > _PARALLEL_PREDICT_WORK and n_samples >= 64
-            n_jobs = _available_cores() if big else 1
+            big = work > tuning.PARALLEL_PREDICT_WORK and n_samples >= 64
+            n_jobs = tuning.available_cores() if big else 1
         n_jobs = min(V.check_positive_int("n_jobs", n_jobs), n_samples)
         if n_jobs == 1:
             V.check_finite("X", X)
@@ -901,7 +488,8 @@ class MLP:
             return out
         # More blocks than threads, taken in turn by whichever thread is free: a thread slowed by
         # the machine then does fewer blocks instead of holding up the rest at the end.
-        n_blocks = min(n_samples, max(n_jobs, min(8 * n_jobs, work // _PARALLEL_PREDICT_WORK)))
+        n_blocks = work // tuning.PARALLEL_PREDICT_WORK
+        n_blocks = min(n_samples, max(n_jobs, min(8 * n_jobs, n_blocks)))
         bounds = np.linspace(0, n_samples, n_blocks + 1).astype(int)
         with ThreadPoolExecutor(n_jobs) as pool:
             jobs = [pool.submit(self._predict_finite_rows, X[lo:hi], out[lo:hi])
@@ -911,15 +499,10 @@ class MLP:
             V.check_finite("X", X)  # raises, naming the first non-finite entry
         return out
 
-    def _block_buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        """New ``zs, acts`` for ``predict_batch`` / ``loss_batch``: ``PREDICT_BLOCK`` rows'
-        unit buffers each (the kernels run unchecked, so the size is decided here only). New
-        per call, so several threads may predict with one model at once."""
-        n = K.PREDICT_BLOCK * self.layout.n_units
-        return work_buffer(n, self.dtype), work_buffer(n, self.dtype)
-
     def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
-        K.predict_batch(self._params, self._meta, X, out, *self._block_buffers())
+        K.predict_batch(
+            self._params, self._args.meta, X, out, *KA.block_buffers(self.layout, self.dtype)
+        )
 
     def _predict_finite_rows(self, X: np.ndarray, out: np.ndarray) -> int:
         """``_predict_rows`` after scanning this block of X for NaN/inf (in the calling thread,
@@ -952,10 +535,11 @@ class MLP:
 
     def _mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
         """Mean per-sample loss over validated ``(X, Y)``, parameters unchanged."""
-        zs, acts = self._block_buffers()
+        zs, acts = KA.block_buffers(self.layout, self.dtype)
         deltas = work_buffer(self.layout.n_units, self.dtype)
         losses = np.empty(X.shape[0], dtype=self.dtype)
-        K.loss_batch(self._params, self._meta, self._loss_code, X, Y, zs, acts, deltas, losses)
+        args = self._args
+        K.loss_batch(self._params, args.meta, args.loss_code, X, Y, zs, acts, deltas, losses)
         return float(np.mean(losses, dtype=np.float64))
 
     def gradient(self, x: ArrayLike, y: ArrayLike) -> np.ndarray:
@@ -966,6 +550,6 @@ class MLP:
         zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
         grad = work_buffer(self.n_params, self.dtype)
         K.sample_gradient(
-            self._params, self._meta, self._loss_code, x2, y2, 0, zs, acts, deltas, grad
+            self._params, self._args.meta, self._args.loss_code, x2, y2, 0, zs, acts, deltas, grad
         )
         return grad

@@ -3,7 +3,7 @@
 Format version 2 (every entry a NumPy array; strings are unicode arrays)::
 
     format          "fastmlp-mlp"
-    format_version  1
+    format_version  2
     layer_sizes     int64 (n_layers + 1,)
     activations     str (n_layers,): the hidden activations, then the output activation
     loss, init, dtype   str
@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _state
+
 if TYPE_CHECKING:
     from .model import MLP
 
@@ -53,14 +55,13 @@ _KEYS = {
     "params", "n_updates", "history", "rng_state",
 }  # fmt: skip
 _KEYS_V2 = _KEYS | {"n_samples_seen", "optimizer", "velocity", "moment2", "powers", "dropout_rng"}
-_HISTORY_KEYS = ("loss", "val_loss", "val_accuracy", "lr")
 
 
 def save(model: MLP, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring for the format)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    state = model._optimizer_state
+    state = _state.capture(model)
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
@@ -70,16 +71,16 @@ def save(model: MLP, path: str | os.PathLike[str]) -> None:
         "init": np.array(model.init),
         "dtype": np.array(model.dtype.name),
         "seed": np.array(-1 if model.seed is None else model.seed, dtype=np.int64),
-        "params": model.params,
-        "n_updates": np.array(model.n_updates_, dtype=np.int64),
-        "n_samples_seen": np.array(model.n_samples_seen_, dtype=np.int64),
-        "history": np.array(json.dumps(model.history_)),
-        "rng_state": np.array(json.dumps(model._rng.bit_generator.state)),
+        "params": state.params,
+        "n_updates": np.array(state.n_updates, dtype=np.int64),
+        "n_samples_seen": np.array(state.n_samples_seen, dtype=np.int64),
+        "history": np.array(json.dumps(state.history)),
+        "rng_state": np.array(json.dumps(state.rng_state)),
         "optimizer": np.array(state.optimizer),
         "velocity": state.velocity,
         "moment2": state.moment2,
         "powers": state.powers,
-        "dropout_rng": state.rng,
+        "dropout_rng": state.dropout_rng,
     }
     fd, tmp = tempfile.mkstemp(prefix=".fastmlp-save-", suffix=".tmp", dir=directory)
     try:
@@ -159,22 +160,22 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
     if n_updates < 0 or n_samples_seen < 0:
         raise bad("n_updates or n_samples_seen is negative")
     history = _read_history(arrays["history"], version, bad)
-    if version >= 2:
-        _read_optimizer_state(model, arrays, bad)
+    fresh = _state.capture(model)  # version 1 files have no optimizer state: a fresh one
+    optimizer = _read_optimizer_state(model, arrays, bad) if version >= 2 else (
+        fresh.optimizer, fresh.velocity, fresh.moment2, fresh.powers, fresh.dropout_rng)
     try:
-        model._rng.bit_generator.state = json.loads(str(arrays["rng_state"]))
+        model._rng.bit_generator.state = json.loads(str(arrays["rng_state"]))  # checks it
     except (ValueError, TypeError, KeyError) as exc:
         raise bad(f"rng_state is malformed ({exc})") from exc
-    model.params = params
-    model.history_ = history
-    model.n_updates_ = n_updates
-    model.n_samples_seen_ = n_samples_seen
+    rng_state = model._rng.bit_generator.state
+    trained = _state.TrainedState(params, history, n_updates, n_samples_seen, rng_state, *optimizer)
+    _state.restore(model, trained)
     return model
 
 
 def _read_history(entry: np.ndarray, version: int, bad) -> dict[str, list[float]]:
     """``history_`` from its entry: a JSON dict (version 2) or the loss curve (version 1)."""
-    history: dict[str, list[float]] = {key: [] for key in _HISTORY_KEYS}
+    history = _state.new_history()
     if version == 1:
         if entry.ndim != 1 or entry.dtype.kind != "f":
             raise bad("history is malformed")
@@ -182,7 +183,7 @@ def _read_history(entry: np.ndarray, version: int, bad) -> dict[str, list[float]
         return history
     try:
         stored = json.loads(str(entry))
-        if not isinstance(stored, dict) or not set(stored) <= set(_HISTORY_KEYS):
+        if not isinstance(stored, dict) or not set(stored) <= set(_state.HISTORY_KEYS):
             raise ValueError(f"keys {sorted(stored) if isinstance(stored, dict) else stored}")
         for key, values in stored.items():
             history[key] = [float(v) for v in values]
@@ -191,9 +192,9 @@ def _read_history(entry: np.ndarray, version: int, bad) -> dict[str, list[float]
     return history
 
 
-def _read_optimizer_state(model: MLP, arrays: dict, bad) -> None:
-    """Momentum / Adam buffers and the dropout stream, checked against the model's layout."""
-    state = model._optimizer_state
+def _read_optimizer_state(model: MLP, arrays: dict, bad) -> tuple:
+    """``(optimizer, velocity, moment2, powers, dropout_rng)``: the momentum / Adam buffers
+    and the dropout stream, checked against the model's layout."""
     optimizer = str(arrays["optimizer"])
     if optimizer not in ("sgd", "adam"):
         raise bad(f"optimizer {optimizer!r} is not 'sgd' or 'adam'")
@@ -213,4 +214,4 @@ def _read_optimizer_state(model: MLP, arrays: dict, bad) -> None:
         raise bad(f"dropout_rng has dtype {rng.dtype}, expected uint64")
     if not all(np.all(np.isfinite(a)) for a in (*buffers.values(), powers)):
         raise bad("the optimizer state contains NaN/inf")
-    state.set(optimizer, buffers["velocity"], buffers["moment2"], powers, rng)
+    return optimizer, buffers["velocity"], buffers["moment2"], powers, rng

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from fastmlp import bench
-from fastmlp.model import _available_cores
+from fastmlp.tuning import available_cores
 
 
 def test_compare_reports_consistent_ratios():
@@ -19,7 +19,7 @@ def test_compare_reports_consistent_ratios():
     assert row["n_params"] == 20
 
 
-@pytest.mark.skipif(_available_cores() < 2, reason="needs 2 cores")
+@pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
 def test_parallel_speedups_include_the_independent_yardstick():
     result = bench.parallel_speedups("digits", "float64", repeats=1, n_jobs=2)
     assert set(result) == {"net", "dtype", "independent", "rows", "hogwild"}

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP
+from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
 from fastmlp import reference as ref
 
@@ -56,7 +57,7 @@ def test_activations_at_tiny_and_huge_z(dtype, hidden, width):
     rtol = 4 * np.finfo(dtype).eps
     for chunk in z.reshape(-1, width):
         net.weights[0][:, 0] = chunk
-        K.forward(net.params, net._meta, np.ones((1, 1), dtype), 0, zs, acts)
+        K.forward(net.params, KA.meta_of(net), np.ones((1, 1), dtype), 0, zs, acts)
         got = acts[net.layout.unit_slice(1)]
         expected = ref.activate(hidden, chunk.astype(dtype).astype(np.float64))
         # below the smallest normal number: ~tiny (the vectorised exp's clamp) or 0

@@ -121,10 +121,10 @@ def test_predict_from_many_threads_on_one_model():
 
 def test_kernels_release_the_gil(monkeypatch):
     """nogil=True: a long kernel call must not block another Python thread."""
-    from fastmlp import model as model_module
+    from fastmlp import tuning
 
     # the whole epoch in ONE kernel call: with the GIL held the ticker could not run at all
-    monkeypatch.setattr(model_module, "_UPDATES_PER_CHUNK", 1 << 40)
+    monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", 1 << 40)
     rng = np.random.default_rng(2)
     X = rng.random((20000, 200)).astype(np.float32)
     y = rng.integers(0, 10, size=20000)

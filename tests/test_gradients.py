@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import GRID, case_id, make_case
 
+from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
 
 EPS = 1e-6
@@ -17,25 +18,25 @@ ATOL, RTOL = 1e-7, 1e-6
 
 
 def sample_loss(net, params, x, y):
-    n_units = net.layout.n_units
-    zs, acts = net._block_buffers()
-    deltas = np.zeros(n_units)
+    args = KA.KernelArgs.of(net)
+    zs, acts = KA.block_buffers(net.layout, net.dtype)
     losses = np.empty(1)
-    K.loss_batch(params, net._meta, net._loss_code, x[None], y[None], zs, acts, deltas, losses)
+    K.loss_batch(params, args.meta, args.loss_code, x[None], y[None], zs, acts, args.deltas, losses)
     return losses[0]
 
 
 @pytest.mark.parametrize("case", GRID, ids=case_id)
 def test_gradient_matches_finite_differences(case):
     net, X, Y = make_case(case, np.float64, n_samples=3)
+    args = KA.KernelArgs.of(net)
     for r in range(X.shape[0]):
         x, y = X[r], Y[r]
-        K.forward(net.params, net._meta, X, r, net._zs, net._acts)
+        K.forward(net.params, args.meta, X, r, args.zs, args.acts)
         # relu/leaky_relu are not differentiable at 0: make sure no unit sits near the kink.
-        z = net._zs[net.layout.n_in :]  # level 0 (the input) has no pre-activation
+        z = args.zs[net.layout.n_in :]  # level 0 (the input) has no pre-activation
         assert np.min(np.abs(z)) > 1e-4, "a pre-activation is too close to 0 for FD"
         if net.loss_name == "mae":  # |a - y| has a kink at a = y
-            out = net._acts[net.layout.unit_slice(net.layout.n_layers)]
+            out = args.acts[net.layout.unit_slice(net.layout.n_layers)]
             assert np.min(np.abs(out - y)) > 1e-4, "an output is too close to its mae kink"
         got = net.gradient(x, y)
         scale = 1.0 + abs(sample_loss(net, net.params, x, y))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import GRID, TOL, TOL_EPOCH, case_id, make_case
 
+from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
 from fastmlp import reference as ref
 
@@ -53,19 +54,21 @@ def test_forward_delta_backward_gradient(case, dtype):
     zs, acts, deltas = workspace(net)
     grad = np.empty(net.n_params, dtype)
     for r in range(X.shape[0]):
-        lse = K.forward(net.params, net._meta, X, r, zs, acts)
+        lse = K.forward(net.params, KA.meta_of(net), X, r, zs, acts)
         np.testing.assert_array_equal(acts[lay.unit_slice(0)], X[r], err_msg="input level")
         for l in range(lay.n_layers):
             sl = lay.unit_slice(l + 1)  # level l + 1 is weight layer l's output
             check(zs[sl], zs_ref[l][r], tol, f"forward z[{l}] row {r}", case, dtype)
             check(acts[sl], acts_ref[l][r], tol, f"forward a[{l}] row {r}", case, dtype)
-        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas, lse)
+        loss = K.output_delta(
+            KA.meta_of(net), KA.LOSS_CODES[net.loss_name], Y, r, zs, acts, deltas, lse
+        )
         check(np.asarray(loss, dtype), losses_ref[r], tol, f"loss row {r}", case, dtype)
-        K.backward(net.params, net._meta, zs, acts, deltas)
+        K.backward(net.params, KA.meta_of(net), zs, acts, deltas)
         for l in range(lay.n_layers):
             sl = lay.unit_slice(l + 1)
             check(deltas[sl], deltas_ref[l][r], tol, f"delta[{l}] row {r}", case, dtype)
-        K.gradient(net._meta, acts, deltas, grad)
+        K.gradient(KA.meta_of(net), acts, deltas, grad)
         grad_ref = ref.gradient(lay, p64, acts_names, net.loss_name, X64[r], Y64[r])
         check(grad, grad_ref, tol, f"gradient row {r}", case, dtype)
         # The public wrapper runs the same kernels end to end.
@@ -83,7 +86,9 @@ def test_sgd_step_and_epoch(case, dtype):
 
     # one step, fused kernel
     params = net.params.copy()
-    loss = K.sgd_step(params, net._meta, net._loss_code, X, Y, 0, dtype(lr), zs, acts, deltas)
+    loss = K.sgd_step(
+        params, KA.meta_of(net), KA.LOSS_CODES[net.loss_name], X, Y, 0, dtype(lr), zs, acts, deltas
+    )
     p_ref, loss_ref = ref.sgd_step(lay, p64, acts_names, net.loss_name, X64[0], Y64[0], lr)
     tol = TOL[np.dtype(dtype)]
     check(params, p_ref, tol, "params after sgd_step", case, dtype)
@@ -91,10 +96,10 @@ def test_sgd_step_and_epoch(case, dtype):
 
     # the unfused update (backward, then sgd_update) is the same step
     params2 = net.params.copy()
-    lse = K.forward(params2, net._meta, X, 0, zs, acts)
-    K.output_delta(net._meta, net._loss_code, Y, 0, zs, acts, deltas, lse)
-    K.backward(params2, net._meta, zs, acts, deltas)
-    K.sgd_update(params2, net._meta, acts, deltas, dtype(lr))
+    lse = K.forward(params2, KA.meta_of(net), X, 0, zs, acts)
+    K.output_delta(KA.meta_of(net), KA.LOSS_CODES[net.loss_name], Y, 0, zs, acts, deltas, lse)
+    K.backward(params2, KA.meta_of(net), zs, acts, deltas)
+    K.sgd_update(params2, KA.meta_of(net), acts, deltas, dtype(lr))
     check(params2, p_ref, tol, "params after sgd_update", case, dtype)
 
     # one epoch in a fixed, non-trivial order (a repeated row included)
@@ -102,7 +107,17 @@ def test_sgd_step_and_epoch(case, dtype):
     params = net.params.copy()
     losses = np.empty(order.size, dtype)
     K.train_epoch(
-        params, net._meta, net._loss_code, X, Y, order, dtype(lr), zs, acts, deltas, losses
+        params,
+        KA.meta_of(net),
+        KA.LOSS_CODES[net.loss_name],
+        X,
+        Y,
+        order,
+        dtype(lr),
+        zs,
+        acts,
+        deltas,
+        losses,
     )
     p_ref, losses_ref = ref.train_epoch(lay, p64, acts_names, net.loss_name, X64, Y64, order, lr)
     assert np.all(np.abs(p_ref) < 10), "reference diverged: the comparison would mean little"
@@ -115,10 +130,14 @@ def test_sgd_step_and_epoch(case, dtype):
     # unfused, one row at a time, bit for bit.
     unfused = net.params.copy()
     for t, r in enumerate(order):
-        lse = dtype(K.forward(unfused, net._meta, X, r, zs, acts))  # returned as a Python float
-        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas, lse)
-        K.backward(unfused, net._meta, zs, acts, deltas)
-        K.sgd_update(unfused, net._meta, acts, deltas, dtype(lr))
+        lse = dtype(
+            K.forward(unfused, KA.meta_of(net), X, r, zs, acts)
+        )  # returned as a Python float
+        loss = K.output_delta(
+            KA.meta_of(net), KA.LOSS_CODES[net.loss_name], Y, r, zs, acts, deltas, lse
+        )
+        K.backward(unfused, KA.meta_of(net), zs, acts, deltas)
+        K.sgd_update(unfused, KA.meta_of(net), acts, deltas, dtype(lr))
         assert dtype(loss) == losses[t], f"loss of step {t}"
     np.testing.assert_array_equal(params, unfused)
 
@@ -140,14 +159,28 @@ def test_epoch_equals_unfused_steps_at_any_input_width(n_in, n_hidden, dtype):
     lr = dtype(0.1)
     zs, acts, deltas = workspace(net)
     params, losses = net.params.copy(), np.empty(order.size, dtype)
-    K.train_epoch(params, net._meta, net._loss_code, X, Y, order, lr, zs, acts, deltas, losses)
+    K.train_epoch(
+        params,
+        KA.meta_of(net),
+        KA.LOSS_CODES[net.loss_name],
+        X,
+        Y,
+        order,
+        lr,
+        zs,
+        acts,
+        deltas,
+        losses,
+    )
     assert np.all(np.isfinite(params)) and not np.array_equal(params, net.params)
     unfused = net.params.copy()
     for t, r in enumerate(order):
-        lse = dtype(K.forward(unfused, net._meta, X, r, zs, acts))
-        loss = K.output_delta(net._meta, net._loss_code, Y, r, zs, acts, deltas, lse)
-        K.backward(unfused, net._meta, zs, acts, deltas)
-        K.sgd_update(unfused, net._meta, acts, deltas, lr)
+        lse = dtype(K.forward(unfused, KA.meta_of(net), X, r, zs, acts))
+        loss = K.output_delta(
+            KA.meta_of(net), KA.LOSS_CODES[net.loss_name], Y, r, zs, acts, deltas, lse
+        )
+        K.backward(unfused, KA.meta_of(net), zs, acts, deltas)
+        K.sgd_update(unfused, KA.meta_of(net), acts, deltas, lr)
         assert dtype(loss) == losses[t], f"loss of step {t}"
     np.testing.assert_array_equal(params, unfused)
 
@@ -181,12 +214,22 @@ def test_loss_batch(case, dtype):
     zs_ref, acts_ref = ref.forward(lay, p64, acts_names, X64)
     expected = ref.losses(net.loss_name, acts_names[-1], zs_ref[-1], acts_ref[-1], Y64)
     n_units = lay.n_units
-    zs, acts = net._block_buffers()
+    zs, acts = KA.block_buffers(net.layout, net.dtype)
     deltas = np.zeros(n_units, dtype)
 
     def losses_of(rows):
         out = np.empty(len(rows), dtype)
-        K.loss_batch(net.params, net._meta, net._loss_code, X[rows], Y[rows], zs, acts, deltas, out)
+        K.loss_batch(
+            net.params,
+            KA.meta_of(net),
+            KA.LOSS_CODES[net.loss_name],
+            X[rows],
+            Y[rows],
+            zs,
+            acts,
+            deltas,
+            out,
+        )
         return out
 
     got = losses_of(np.arange(11))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, Layout
+from fastmlp import _kernel_args as KA
 from fastmlp.layout import BUFFER_PAD_BYTES, CACHE_LINE_BYTES, work_buffer
 
 
@@ -64,5 +65,6 @@ def test_work_buffers_start_on_a_cache_line_with_padding_around(dtype, n):
 
 def test_model_buffers_are_aligned():
     net = MLP((784, 128, 10), dtype="float32")
-    for buf in (net._params, net._zs, net._acts, net._deltas):
+    args = KA.KernelArgs.of(net)
+    for buf in (net.params, args.zs, args.acts, args.deltas, args.xin, args.mask):
         assert buf.ctypes.data % CACHE_LINE_BYTES == 0

@@ -5,6 +5,7 @@ import pytest
 from conftest import GRID, TOL_EPOCH, case_id, make_case
 
 from fastmlp import MLP, DivergenceError, datasets
+from fastmlp import _kernel_args as KA
 from fastmlp import reference as ref
 
 
@@ -216,7 +217,7 @@ def test_splitting_an_epoch_into_kernel_calls_changes_nothing():
             order = rng.permutation(60)
             buffers = [np.zeros(net.layout.n_units, dtype) for _ in range(3)]
             losses1, losses2 = np.empty(60, dtype), np.empty(60, dtype)
-            args = (net._meta, net._loss_code, X, Y)
+            args = (KA.meta_of(net), KA.LOSS_CODES[net.loss_name], X, Y)
             K.train_epoch(whole, *args, order, dtype(0.05), *buffers, losses1)
             for k in range(0, 60, 7):
                 K.train_epoch(

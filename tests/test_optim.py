@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from conftest import GRID, HIDDEN, TOL_EPOCH, case_id, make_case
 
-from fastmlp import MLP, DivergenceError, optim
-from fastmlp import model as model_module
+from fastmlp import MLP, DivergenceError, optim, tuning
 from fastmlp import reference as ref
 from fastmlp.optim import dropout_threshold
 
@@ -140,7 +139,7 @@ def test_splitting_an_epoch_into_kernel_calls_changes_nothing(monkeypatch):
     config = {"optimizer": "adam", "batch_size": 3, "dropout": 0.3, "alpha": 1e-3}
     results = []
     for updates_per_chunk in (1 << 24, 1):
-        monkeypatch.setattr(model_module, "_UPDATES_PER_CHUNK", updates_per_chunk)
+        monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", updates_per_chunk)
         net, X, Y = make_case(((5, 12, 9), "relu", "softmax", "cross_entropy"), np.float32, 40)
         net.fit(X, Y, epochs=2, lr=0.01, seed=3, **config)
         results.append((net.params.copy(), net.history_["loss"], net.n_updates_))

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import GRID, TOL_EPOCH, case_id, make_case
 
-from fastmlp import MLP, DivergenceError, datasets
+from fastmlp import MLP, DivergenceError, datasets, tuning
+from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
-from fastmlp import model as model_module
 from fastmlp.layout import work_buffer
-from fastmlp.model import _available_cores
+from fastmlp.tuning import available_cores
 
-two_cores = pytest.mark.skipif(_available_cores() < 2, reason="needs 2 cores")
+two_cores = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores")
 HIDDEN_NETS = [case for case in GRID if len(case[0]) > 2]
 
 
@@ -63,20 +63,20 @@ def test_kernel_with_more_threads_than_rows_of_some_layers(n_threads, dtype, cas
     n_units = net.layout.n_units
     losses_serial = np.empty(30, dtype)
     units = [work_buffer(n_units, dtype) for _ in range(3)]
-    K.train_epoch(serial._params, serial._meta, serial._loss_code, X, Y, order,
+    K.train_epoch(serial.params, KA.meta_of(serial), KA.LOSS_CODES[serial.loss_name], X, Y, order,
                   dtype(0.1), *units, losses_serial)  # fmt: skip
     losses = np.empty(30, dtype)
     units = [work_buffer(n_units, dtype) for _ in range(3)]
     partial = work_buffer(n_threads * n_units, dtype)
     ranks = np.arange(n_threads + 1, dtype=np.uint64)
-    rows = net._meta[:, K.N_OUT, None] * ranks // np.uint64(n_threads)
+    rows = KA.meta_of(net)[:, K.N_OUT, None] * ranks // np.uint64(n_threads)
     sync = np.zeros((n_threads + 1) * K.SYNC_STRIDE, dtype=np.int64)
     done = [None] * n_threads
 
     def run(rank):
         done[rank] = K.train_epoch_rows(
-            net._params, net._meta, net._loss_code, X, Y, order, dtype(0.1), *units,
-            work_buffer(20, dtype), partial, losses, rows, ranks[rank], sync,
+            net.params, KA.meta_of(net), KA.LOSS_CODES[net.loss_name], X, Y, order, dtype(0.1),
+            *units, work_buffer(20, dtype), partial, losses, rows, ranks[rank], sync,
         )  # fmt: skip
 
     threads = [threading.Thread(target=run, args=(rank,)) for rank in range(n_threads)]
@@ -105,12 +105,12 @@ def test_abort_releases_waiting_threads():
     n_units = net.layout.n_units
     units = [work_buffer(n_units, np.float64) for _ in range(3)]
     partial = work_buffer(2 * n_units, np.float64)
-    rows = net._meta[:, K.N_OUT, None] * np.arange(3, dtype=np.uint64) // np.uint64(2)
+    rows = KA.meta_of(net)[:, K.N_OUT, None] * np.arange(3, dtype=np.uint64) // np.uint64(2)
     sync = np.zeros(3 * K.SYNC_STRIDE, dtype=np.int64)
     result = []
-    args = (net._params, net._meta, net._loss_code, X, Y, np.arange(4, dtype=np.int64), 0.1,
-            *units, work_buffer(6, np.float64), partial, np.empty(4), rows, np.uint64(1),
-            sync)  # fmt: skip
+    args = (net.params, KA.meta_of(net), KA.LOSS_CODES[net.loss_name], X, Y,
+            np.arange(4, dtype=np.int64), 0.1, *units, work_buffer(6, np.float64), partial,
+            np.empty(4), rows, np.uint64(1), sync)  # fmt: skip
     thread = threading.Thread(target=lambda: result.append(K.train_epoch_rows(*args)))
     thread.start()
     thread.join(0.2)
@@ -124,15 +124,16 @@ def test_abort_releases_waiting_threads():
 @two_cores
 @pytest.mark.parametrize("sizes", [(5, 9, 3), (5, 9, 6, 3)], ids=["1 hidden", "2 hidden"])
 def test_splitting_a_rows_epoch_into_kernel_calls_changes_nothing(monkeypatch, sizes):
-    """Chunks of 4 samples (``_UPDATES_PER_CHUNK = 1`` times ``_ROWS_CHUNK_FACTOR``) give the
-    bits of one call per epoch, and count every update."""
+    """Chunks of 4 samples (``tuning.UPDATES_PER_CHUNK = 1`` times
+    ``tuning.ROWS_CHUNK_FACTOR``) give the bits of one call per epoch, and count every
+    update."""
     results = []
     for updates_per_chunk in (1 << 40, 1):
-        monkeypatch.setattr(model_module, "_UPDATES_PER_CHUNK", updates_per_chunk)
+        monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", updates_per_chunk)
         net, X, Y = make_case((sizes, "tanh", "softmax", "cross_entropy"), np.float64, 30)
         net.fit(X, Y, epochs=2, lr=0.05, seed=3, n_jobs=2)
         results.append((net.params.copy(), net.history_["loss"], net.n_updates_))
-    assert model_module._UPDATES_PER_CHUNK * model_module._ROWS_CHUNK_FACTOR < 30
+    assert tuning.UPDATES_PER_CHUNK * tuning.ROWS_CHUNK_FACTOR < 30
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert results[0][1:] == results[1][1:]
     assert results[0][2] == 60
@@ -183,12 +184,13 @@ def test_default_threads_follow_the_available_cores(monkeypatch):
     """``n_jobs=None`` in predict and train_many means the cores this process may run on (as
     ``fit`` caps threads): with one available core, neither starts a thread pool."""
     from fastmlp import many as many_module
+    from fastmlp import model as model_module
 
     def no_pool(*args, **kwargs):
         raise AssertionError("a thread pool was started")
 
+    monkeypatch.setattr(tuning, "available_cores", lambda: 1)
     for module in (model_module, many_module):
-        monkeypatch.setattr(module, "_available_cores", lambda: 1)
         monkeypatch.setattr(module, "ThreadPoolExecutor", no_pool)
     net = MLP((784, 128, 10), seed=0)
     rows = np.random.default_rng(0).random((200, 784))  # 200 x 101,770: the threaded size
@@ -202,6 +204,6 @@ def test_default_threads_follow_the_available_cores(monkeypatch):
 
 def test_available_cores_is_the_affinity_mask():
     if hasattr(os, "sched_getaffinity"):
-        assert _available_cores() == len(os.sched_getaffinity(0))
+        assert available_cores() == len(os.sched_getaffinity(0))
     else:
-        assert _available_cores() == (os.cpu_count() or 1)
+        assert available_cores() == (os.cpu_count() or 1)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from conftest import HIDDEN, OUTPUT_LOSS, TOL_EPOCH, case_id, make_case
 
-from fastmlp import MLP, _tiny
+from fastmlp import MLP, _tiny, tuning
+from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
 from fastmlp import reference as ref
 from fastmlp.errors import DivergenceError
@@ -62,9 +63,9 @@ def test_epoch_equals_the_general_kernel_and_the_reference(case, dtype):
     tiny_kernel(net)(params, X, Y, order, lr, losses)
 
     general, general_losses = net.params.copy(), np.empty(order.size, dtype)
-    zs, acts, deltas = net._zs, net._acts, net._deltas
-    K.train_epoch(general, net._meta, net._loss_code, X, Y, order, lr, zs, acts, deltas,
-                  general_losses)  # fmt: skip
+    zs, acts, deltas = KA.unit_buffers(net.layout, net.dtype)
+    meta, loss_code = KA.meta_of(net), KA.LOSS_CODES[net.loss_name]
+    K.train_epoch(general, meta, loss_code, X, Y, order, lr, zs, acts, deltas, general_losses)
     # The same operations in the same order; LLVM may reassociate or contract them differently
     # (fastmath), so they end a few ulps apart (measured after these 8 steps: at most 6 eps
     # relative, bit-equal in about half the cases). Allowed: ~45 eps in float64, ~30 in float32.
@@ -87,7 +88,7 @@ def test_which_nets_are_tiny():
     assert _tiny.applies((7, 7))  # 56 parameters
     assert not _tiny.applies((3, _tiny.MAX_UNITS + 1, 2))  # the general kernels vectorise there
     assert not _tiny.applies((_tiny.MAX_UNITS + 1, 1))  # a wide input too
-    assert not _tiny.applies((7, 7, 2))  # 72 parameters > MAX_PARAMS
+    assert not _tiny.applies((7, 7, 2))  # 72 parameters > tuning.TINY_MAX_PARAMS
     assert not _tiny.applies((64, 32, 10))  # digits
 
 
@@ -109,9 +110,7 @@ def test_fit_runs_the_tiny_kernel(monkeypatch):
     np.testing.assert_array_equal(net.params, direct)
     assert net.history_["loss"] == [pytest.approx(losses.mean(), rel=1e-15)]
 
-    import fastmlp.model as model
-
-    monkeypatch.setattr(model, "_UPDATES_PER_CHUNK", 3 * (net.n_params + net.layout.n_units))
+    monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", 3 * (net.n_params + net.layout.n_units))
     chunked = MLP((2, 3, 2, 1), hidden="sigmoid", output="sigmoid", loss="mse", seed=1)
     chunked.fit(X, y, lr=0.5, epochs=1, shuffle=False)
     np.testing.assert_array_equal(chunked.params, direct)
@@ -149,12 +148,10 @@ def test_generated_file_is_named_by_its_source(tmp_path, monkeypatch):
 
 
 def test_row_parallel_fit_of_a_tiny_net_is_the_serial_fit(monkeypatch):
-    import fastmlp.model as model
-
     def rows(*args):
         raise AssertionError("the row-parallel kernel ran on a tiny net")
 
-    monkeypatch.setattr(model, "_available_cores", lambda: 2)
+    monkeypatch.setattr(tuning, "available_cores", lambda: 2)
     monkeypatch.setattr(K, "train_epoch_rows", rows)
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, dtype=float)
     y = np.array([0, 1, 1, 0] * 5, dtype=float)
