@@ -4,6 +4,26 @@ Every jitted function of fastmlp lives in this one file, decorated with the one 
 that (a) all kernels carry the same Numba options and (b) ``cache=True`` stays correct: Numba's
 cache invalidation does not notice edits to callees defined in *other* files.
 
+Contents, in file order
+-----------------------
+1. Options: ``JIT_OPTIONS`` and the decorators ``jit``, ``jit_inline``, ``jit_exact``.
+2. Codes and constants: activations (``IDENTITY`` ... ``SOFTMAX``), losses (``MSE`` ...),
+   the ``meta`` columns (``N_IN`` ... ``ACT``), ``SIMD_MIN_UNITS``, ``PREDICT_BLOCK``.
+3. Scalar math: ``_exp_nonpos``, ``_expm1_nonpos`` (exact-order exp for the losses).
+4. Layer building blocks (inlined): ``_affine*``, ``_activate*``, ``_scale_by_derivative``,
+   ``_forward_layers``, ``_output_delta``, ``_backprop_layer``, ``_update_*``.
+5. One sample: ``forward``, ``output_delta``, ``backward``, ``gradient``, ``sgd_update``,
+   ``sgd_step``, ``sample_gradient`` (the pieces the tests compare with the reference).
+6. The fused online-SGD epoch: ``train_epoch`` (layer 0's inputs staged by ``_stage_input``).
+7. Many rows, no update: ``predict_batch``, ``loss_batch`` (``PREDICT_BLOCK`` rows a pass).
+8. The benchmark's yardstick: ``one_pass_bound``.
+9. The streaming step with rollback: ``sgd_step_if_finite``.
+10. The general epoch: ``train_epoch_opt`` (mini-batches, momentum/Nesterov, Adam, weight
+    decay, sample weights, dropout from a SplitMix64 stream).
+11. The row-parallel epoch: ``train_epoch_rows`` and its spin barrier (``_barrier``,
+    acquire/release intrinsics).
+12. Utilities: ``count_nonfinite``, ``one_hot``.
+
 Buffers (all 1-D, C-contiguous, of the model's float dtype unless said otherwise)
 ---------------------------------------------------------------------------------
 ``params``  the flat parameter buffer (see ``fastmlp.layout``): per layer W (row-major

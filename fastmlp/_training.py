@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _state, optim
+from . import _inference, _state, optim
 from . import _validation as V
 from .progress import Progress
 
@@ -87,11 +87,11 @@ def split_validation(
 
 def evaluate(net: MLP, X: np.ndarray, Y: np.ndarray) -> tuple[float, float | None]:
     """Mean loss on validated ``(X, Y)``, and accuracy for sigmoid/softmax outputs."""
-    loss = net._mean_loss(X, Y)
+    loss = _inference.mean_loss(net, X, Y)
     if net.output == "identity":
         return loss, None
     out = np.empty_like(Y)
-    net._predict_rows(X, out)
+    _inference.predict_rows(net, X, out)
     if net.output == "softmax":
         return loss, float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
     return loss, float(np.mean((out >= 0.5) == (Y >= 0.5)))

@@ -302,3 +302,22 @@ def check_callback(callback: object) -> None:
     """None, or a callable ``callback(epoch, logs)``."""
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable(epoch, logs), got {callback!r}.")
+
+
+def check_target(
+    y: object, n_out: int, output: str, loss: str, dtype: np.dtype, name: str = "y"
+) -> np.ndarray:
+    """One sample's target as a validated ``(1, n_out)`` array of ``dtype``: a ``(n_out,)``
+    vector, a scalar for one output, or an integer class label for a softmax output."""
+    arr = np.asarray(y)
+    if arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] != n_out and arr.shape[0] == 1):
+        arr = arr.reshape(1)  # a label (softmax) or the single target (n_out == 1)
+    elif arr.ndim == 1 and arr.shape[0] == n_out:
+        arr = arr.reshape(1, n_out)
+    else:
+        raise ValueError(
+            f"{name} must be one sample's target of shape ({n_out},)"
+            + (" or an integer class label" if output == "softmax" else "")
+            + f", got shape {arr.shape}."
+        )
+    return check_Y(arr, 1, n_out, output, loss, dtype, name=name)

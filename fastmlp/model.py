@@ -13,13 +13,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _epochs, _state, _tiny, _training, optim, persistence, tuning
-from . import _kernel_args as KA
+from . import _epochs, _inference, _state, _tiny, _training, optim, persistence
 from . import _kernels as K
 from . import _validation as V
 from ._kernel_args import KernelArgs
@@ -408,7 +406,7 @@ class MLP:
         ):  # fmt: skip
             y2 = y[None]
         else:
-            y2 = self._sample_target(y)
+            y2 = V.check_target(y, self.layout.n_out, self.output, self.loss_name, self.dtype)
         args = self._args
         loss = K.sgd_step_if_finite(
             self._params, args.backup, args.meta, args.loss_code, x2, y2, 0,
@@ -435,22 +433,6 @@ class MLP:
         """One sample's input as a ``(1, n_in)`` C-contiguous array of the model's dtype."""
         return V.check_x(x, self.layout.n_in, self.dtype)[None]
 
-    def _sample_target(self, y: ArrayLike) -> np.ndarray:
-        """One sample's target as a validated ``(1, n_out)`` array of the model's dtype."""
-        n_out = self.layout.n_out
-        arr = np.asarray(y)
-        if arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] != n_out and arr.shape[0] == 1):
-            arr = arr.reshape(1)  # a label (softmax) or the single target (n_out == 1)
-        elif arr.ndim == 1 and arr.shape[0] == n_out:
-            arr = arr.reshape(1, n_out)
-        else:
-            raise ValueError(
-                f"y must be one sample's target of shape ({n_out},)"
-                + (" or an integer class label" if self.output == "softmax" else "")
-                + f", got shape {arr.shape}."
-            )
-        return V.check_Y(arr, 1, n_out, self.output, self.loss_name, self.dtype, name="y")
-
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save to ``path`` as ``.npz`` (no pickle), atomically: a crash mid-save leaves the old
@@ -474,44 +456,8 @@ class MLP:
         affinity mask) when the input is large (more than ~4 million multiply-adds) and one
         thread otherwise.
         """
-        X = V.check_X(X, self.layout.n_in, self.dtype, finite=False)  # scanned below
-        n_samples = X.shape[0]
-        out = np.empty((n_samples, self.layout.n_out), dtype=self.dtype)
-        work = n_samples * self.n_params
-        if n_jobs is None:
-            big = work > tuning.PARALLEL_PREDICT_WORK and n_samples >= 64
-            n_jobs = tuning.available_cores() if big else 1
-        n_jobs = min(V.check_positive_int("n_jobs", n_jobs), n_samples)
-        if n_jobs == 1:
-            V.check_finite("X", X)
-            self._predict_rows(X, out)
-            return out
-        # More blocks than threads, taken in turn by whichever thread is free: a thread slowed by
-        # the machine then does fewer blocks instead of holding up the rest at the end.
-        n_blocks = work // tuning.PARALLEL_PREDICT_WORK
-        n_blocks = min(n_samples, max(n_jobs, min(8 * n_jobs, n_blocks)))
-        bounds = np.linspace(0, n_samples, n_blocks + 1).astype(int)
-        with ThreadPoolExecutor(n_jobs) as pool:
-            jobs = [pool.submit(self._predict_finite_rows, X[lo:hi], out[lo:hi])
-                    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
-            n_bad = sum(job.result() for job in jobs)
-        if n_bad:
-            V.check_finite("X", X)  # raises, naming the first non-finite entry
-        return out
-
-    def _predict_rows(self, X: np.ndarray, out: np.ndarray) -> None:
-        K.predict_batch(
-            self._params, self._args.meta, X, out, *KA.block_buffers(self.layout, self.dtype)
-        )
-
-    def _predict_finite_rows(self, X: np.ndarray, out: np.ndarray) -> int:
-        """``_predict_rows`` after scanning this block of X for NaN/inf (in the calling thread,
-        so the scan runs in parallel too); returns the non-finite count, predicting nothing if
-        it is not 0."""
-        n_bad = K.count_nonfinite(X.reshape(-1))  # a C-contiguous block: a view
-        if n_bad == 0:
-            self._predict_rows(X, out)
-        return n_bad
+        X = V.check_X(X, self.layout.n_in, self.dtype, finite=False)  # scanned in threads
+        return _inference.predict(self, X, n_jobs)
 
     def predict_classes(self, X: ArrayLike) -> np.ndarray:
         """Class predictions: argmax for softmax ``(n_samples,)``; ``output >= 0.5`` for sigmoid
@@ -531,21 +477,13 @@ class MLP:
         """Mean per-sample loss over ``(X, Y)`` (same target formats as ``fit``)."""
         X = V.check_X(X, self.layout.n_in, self.dtype)
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
-        return self._mean_loss(X, Y)
-
-    def _mean_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """Mean per-sample loss over validated ``(X, Y)``, parameters unchanged."""
-        zs, acts = KA.block_buffers(self.layout, self.dtype)
-        deltas = work_buffer(self.layout.n_units, self.dtype)
-        losses = np.empty(X.shape[0], dtype=self.dtype)
-        args = self._args
-        K.loss_batch(self._params, args.meta, args.loss_code, X, Y, zs, acts, deltas, losses)
-        return float(np.mean(losses, dtype=np.float64))
+        return _inference.mean_loss(self, X, Y)
 
     def gradient(self, x: ArrayLike, y: ArrayLike) -> np.ndarray:
         """dLoss/dparams of one sample, a new ``(n_params,)`` array in the layout of ``params``."""
         x2 = V.check_x(x, self.layout.n_in, self.dtype)[None]
-        y2 = self._sample_target(y)  # check_Y has checked it is finite
+        # check_target has checked that y is finite
+        y2 = V.check_target(y, self.layout.n_out, self.output, self.loss_name, self.dtype)
         n_units = self.layout.n_units
         zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
         grad = work_buffer(self.n_params, self.dtype)

@@ -128,3 +128,34 @@ def test_generated_code_has_no_float64_in_float32_and_no_int_to_float(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "OK 10"
+
+
+def test_no_module_but_kernels_defines_a_jitted_function():
+    """Every jitted function lives in ``_kernels.py``: Numba's cache misses edits to callees in
+    other files, and its cache key does not include the fastmath options. (The tiny-net kernels
+    are generated source files outside the package, compiled with ``_kernels``' decorator.)
+
+    Checked on the source: no other module imports numba, or decorates or wraps a function
+    with ``_kernels``' decorators (``jit``, ``jit_inline``, ``jit_exact``) or numba's."""
+    import ast
+    from pathlib import Path
+
+    import fastmlp
+
+    jit_names = {"jit", "jit_inline", "jit_exact", "njit", "vectorize", "guvectorize", "cfunc"}
+    offenders = []
+    for path in sorted(Path(fastmlp.__file__).parent.glob("*.py")):
+        if path.name == "_kernels.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [
+                    node.module or ""]  # fmt: skip
+                if any(m == "numba" or m.startswith("numba.") for m in modules):
+                    offenders.append(f"{path.name}:{node.lineno} imports numba")
+            elif isinstance(node, ast.Attribute | ast.Name):
+                name = node.attr if isinstance(node, ast.Attribute) else node.id
+                if name in jit_names:
+                    offenders.append(f"{path.name}:{node.lineno} uses {name}")
+    assert offenders == []

@@ -183,14 +183,14 @@ def test_bad_parallel_setting():
 def test_default_threads_follow_the_available_cores(monkeypatch):
     """``n_jobs=None`` in predict and train_many means the cores this process may run on (as
     ``fit`` caps threads): with one available core, neither starts a thread pool."""
+    from fastmlp import _inference
     from fastmlp import many as many_module
-    from fastmlp import model as model_module
 
     def no_pool(*args, **kwargs):
         raise AssertionError("a thread pool was started")
 
     monkeypatch.setattr(tuning, "available_cores", lambda: 1)
-    for module in (model_module, many_module):
+    for module in (_inference, many_module):
         monkeypatch.setattr(module, "ThreadPoolExecutor", no_pool)
     net = MLP((784, 128, 10), seed=0)
     rows = np.random.default_rng(0).random((200, 784))  # 200 x 101,770: the threaded size
