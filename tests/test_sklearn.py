@@ -1,9 +1,10 @@
 """fastmlp.sklearn: scikit-learn's estimator checks, pipelines/model selection on the digits,
-every target type, partial_fit/warm_start, coefs_, the stopping rule, and bit-identity with
-training ``fastmlp.MLP`` directly."""
+every target type, partial_fit/warm_start, pickling, coefs_, the stopping rule, the parameter
+checks, and bit-identity with training ``fastmlp.MLP`` directly."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -29,7 +30,7 @@ from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-# Settings that learn the digits well with per-sample SGD (~98% test accuracy in 20 epochs).
+# Settings that learn the digits well with per-sample SGD in 20 epochs.
 DIGITS = dict(
     hidden_layer_sizes=(32,), activation="tanh", learning_rate_init=0.01, momentum=0.0,
     max_iter=20, random_state=0,
@@ -243,6 +244,25 @@ def test_warm_start_continues_and_cold_start_restarts():
     np.testing.assert_array_equal(cold.net_.params, full.net_.params)
 
 
+# --- pickling -------------------------------------------------------------------------------------
+@no_convergence_warning
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_pickle_keeps_the_class_path_and_the_training_state(cls):
+    X, y = load_digits()
+    est = cls((8,), max_iter=2, random_state=0).fit(X, y)
+    assert type(est).__module__ == "fastmlp.sklearn"
+    data = pickle.dumps(est)
+    assert b"fastmlp.sklearn._" not in data  # no private module in the class paths
+    copy = pickle.loads(data)
+    np.testing.assert_array_equal(copy.predict(X), est.predict(X))
+    # the copy's net continues the same run (momentum, random stream), and coefs_ follow it
+    est.partial_fit(X, y)
+    copy.partial_fit(X, y)
+    np.testing.assert_array_equal(copy.net_.params, est.net_.params)
+    for coef, w in zip(copy.coefs_, copy.net_.weights, strict=True):
+        np.testing.assert_array_equal(coef, w.T)
+
+
 # --- attributes -----------------------------------------------------------------------------------
 @no_convergence_warning
 def test_coefs_are_transposed_copies_of_the_net():
@@ -377,22 +397,41 @@ def test_sample_weight_reaches_the_net():
 
 # --- input checks ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("param", "value", "match"),
+    ("param", "value", "error", "match"),
     [
-        ("activation", "softmax", "activation must be one of"),
-        ("solver", "newton", "solver must be one of"),
-        ("learning_rate", "cosine", "learning_rate must be one of"),
-        ("hidden_layer_sizes", (8, 0), "hidden_layer_sizes must be > 0"),
-        ("batch_size", 0, "batch_size must be an int >= 1"),
-        ("learning_rate_init", 0.0, "learning_rate_init must be a real number in"),
-        ("max_iter", 0, "max_iter must be an int >= 1"),
-        ("dtype", np.int64, "dtype must be np.float32 or np.float64"),
+        ("activation", "softmax", ValueError, r"activation must be one of \[.*\], got 'softmax'"),
+        ("activation", 3, TypeError, "activation must be a string, one of"),
+        ("solver", "newton", ValueError, r"solver must be one of \['sgd', 'adam'\], got 'newton'"),
+        ("learning_rate", "cosine", ValueError, "learning_rate must be one of"),
+        ("hidden_layer_sizes", (8, 0), ValueError, r"hidden_layer_sizes must be > 0, got \[8, 0\]"),
+        ("hidden_layer_sizes", 1.5, TypeError, "hidden_layer_sizes must be an int or a sequence"),
+        ("batch_size", 0, ValueError, "batch_size must be >= 1, got 0"),
+        ("batch_size", 2.0, TypeError, "batch_size must be an int >= 1, got 2.0"),
+        ("batch_size", "Auto", ValueError, "batch_size must be an int >= 1 or 'auto', got 'Auto'"),
+        ("learning_rate_init", 0.0, ValueError, "learning_rate_init must be a finite number > 0"),
+        ("learning_rate_init", "x", TypeError, "learning_rate_init must be a real number > 0"),
+        ("alpha", -1.0, ValueError, r"alpha must be in \[0, inf\), got -1.0"),
+        ("tol", np.inf, ValueError, r"tol must be in \[0, inf\), got inf"),
+        ("momentum", 1.5, ValueError, r"momentum must be in \[0, 1\], got 1.5"),
+        ("beta_2", -0.1, ValueError, r"beta_2 must be in \[0, 1\], got -0.1"),
+        ("epsilon", 0.0, ValueError, "epsilon must be a finite number > 0, got 0.0"),
+        ("max_iter", 0, ValueError, "max_iter must be >= 1, got 0"),
+        ("n_iter_no_change", True, TypeError, "n_iter_no_change must be an int >= 1, got True"),
+        ("dtype", np.int64, TypeError, "dtype must be float32 or float64, got int64"),
     ],
 )
-def test_bad_parameters(param, value, match):
+def test_bad_parameters(param, value, error, match):
     X, y = load_digits()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         MLPClassifier(**{param: value}).fit(X, y)
+
+
+def test_validation_fraction_with_early_stopping():
+    X, y = load_digits()
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\) with early"):
+        MLPClassifier(early_stopping=True, validation_fraction=0.0).fit(X, y)
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \[0, 1\], got 1.5"):
+        MLPRegressor(validation_fraction=1.5).fit(X, y)
 
 
 def test_batch_size_larger_than_data_is_clipped():
