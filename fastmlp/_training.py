@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._epochs import EpochRunner
     from .model import MLP
 
-__all__ = ["Stopping", "epoch_loss", "evaluate", "run", "split_validation"]
+__all__ = ["Monitor", "Stopping", "epoch_loss", "evaluate", "run", "split_validation"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,54 @@ def evaluate(net: MLP, X: np.ndarray, Y: np.ndarray) -> tuple[float, float | Non
     return loss, float(np.mean((out >= 0.5) == (Y >= 0.5)))
 
 
+class Monitor:
+    """Early stopping (Keras' ``EarlyStopping``) and the ``adaptive`` schedule
+    (scikit-learn's: lr / 5 on a plateau), watching the validation loss if there is validation
+    data, else the training loss."""
+
+    def __init__(self, stopping: Stopping, adaptive: bool, lr: float, has_val: bool) -> None:
+        self.stopping, self.adaptive, self.lr, self.has_val = stopping, adaptive, lr, has_val
+        self.patience = stopping.patience or (10 if adaptive else None)
+        self.best, self.wait = math.inf, 0
+        self.best_params: np.ndarray | None = None
+
+    def stop_after(self, logs: dict[str, float], params: np.ndarray) -> bool:
+        """Take an epoch's ``logs``; True when training should stop (``self.lr`` may drop)."""
+        if self.patience is None:
+            return False
+        monitored = logs["val_loss"] if self.has_val else logs["loss"]
+        if monitored < self.best - self.stopping.tol:
+            self.best, self.wait = monitored, 0
+            if self.stopping.patience is not None and self.stopping.restore_best:
+                self.best_params = params.copy()
+        else:
+            self.wait += 1
+        if self.wait < self.patience:
+            return False
+        if not self.adaptive:
+            return True
+        self.wait = 0
+        self.lr /= optim.ADAPTIVE_DIVISOR
+        return self.lr < optim.ADAPTIVE_MIN_LR
+
+
+def _epoch_logs(net: MLP, losses, weights, order, lr, seconds, X_val, Y_val) -> dict[str, float]:
+    """The logs of one epoch (what ``callback`` receives), appended to ``net.history_``."""
+    logs = {
+        "loss": epoch_loss(losses, weights, order),
+        "lr": lr,
+        "samples_per_s": order.shape[0] / seconds if seconds > 0 else math.inf,
+    }
+    if X_val is not None:
+        logs["val_loss"], accuracy = evaluate(net, X_val, Y_val)
+        if accuracy is not None:
+            logs["val_accuracy"] = accuracy
+    for key in _state.HISTORY_KEYS:
+        if key in logs:
+            net.history_[key].append(logs[key])
+    return logs
+
+
 def run(
     net: MLP,
     run_epoch: EpochRunner,
@@ -112,56 +160,27 @@ def run(
     parameters."""
     X, Y, weights, X_val, Y_val = data
     adaptive = settings.schedule == "adaptive"
-    patience = stopping.patience
-    monitor_patience = patience or (10 if adaptive else None)
-    best, wait, best_params = math.inf, 0, None
-    current_lr = settings.lr
+    monitor = Monitor(stopping, adaptive, settings.lr, X_val is not None)
     bar = Progress(epochs, X.shape[0]) if stopping.progress else None
     try:
         for epoch in range(epochs):
             if not adaptive:
-                current_lr = optim.scheduled_lr(
+                monitor.lr = optim.scheduled_lr(
                     settings, len(net.history_["loss"]), net.n_samples_seen_
                 )
             order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
             started = time.perf_counter()
-            losses = run_epoch(X, Y, order, current_lr, epoch)
+            losses = run_epoch(X, Y, order, monitor.lr, epoch)
             seconds = time.perf_counter() - started
-            logs = {
-                "loss": epoch_loss(losses, weights, order),
-                "lr": current_lr,
-                "samples_per_s": X.shape[0] / seconds if seconds > 0 else math.inf,
-            }
-            if X_val is not None:
-                logs["val_loss"], accuracy = evaluate(net, X_val, Y_val)
-                if accuracy is not None:
-                    logs["val_accuracy"] = accuracy
-            for key in _state.HISTORY_KEYS:
-                if key in logs:
-                    net.history_[key].append(logs[key])
+            logs = _epoch_logs(net, losses, weights, order, monitor.lr, seconds, X_val, Y_val)
             if bar is not None:
                 bar.update(epoch, logs)
             callback = stopping.callback
             stop = bool(callback(epoch, dict(logs))) if callback is not None else False
-            if monitor_patience is not None:
-                monitored = logs["val_loss"] if X_val is not None else logs["loss"]
-                if monitored < best - stopping.tol:
-                    best, wait = monitored, 0
-                    if patience is not None and stopping.restore_best:
-                        best_params = net._params.copy()
-                else:
-                    wait += 1
-                if wait >= monitor_patience:
-                    if adaptive:
-                        wait = 0
-                        current_lr /= optim.ADAPTIVE_DIVISOR
-                        stop |= current_lr < optim.ADAPTIVE_MIN_LR
-                    else:
-                        stop = True
-            if stop:
+            if monitor.stop_after(logs, net._params) or stop:
                 break
     finally:
         if bar is not None:
             bar.close()
-    if best_params is not None:
-        net._params[...] = best_params
+    if monitor.best_params is not None:
+        net._params[...] = monitor.best_params
