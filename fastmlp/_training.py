@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Monitor", "Stopping", "epoch_loss", "evaluate", "run", "split_validation"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Stopping:
     """Validated early-stopping and reporting settings of one ``fit`` call."""
 
@@ -102,6 +102,8 @@ class Monitor:
     (scikit-learn's: lr / 5 on a plateau), watching the validation loss if there is validation
     data, else the training loss."""
 
+    __slots__ = ("stopping", "adaptive", "lr", "has_val", "patience", "best", "wait", "best_params")
+
     def __init__(self, stopping: Stopping, adaptive: bool, lr: float, has_val: bool) -> None:
         self.stopping, self.adaptive, self.lr, self.has_val = stopping, adaptive, lr, has_val
         self.patience = stopping.patience or (10 if adaptive else None)
@@ -161,6 +163,7 @@ def run(
     X, Y, weights, X_val, Y_val = data
     adaptive = settings.schedule == "adaptive"
     monitor = Monitor(stopping, adaptive, settings.lr, X_val is not None)
+    watching = monitor.patience is not None
     bar = Progress(epochs, X.shape[0]) if stopping.progress else None
     try:
         for epoch in range(epochs):
@@ -177,7 +180,7 @@ def run(
                 bar.update(epoch, logs)
             callback = stopping.callback
             stop = bool(callback(epoch, dict(logs))) if callback is not None else False
-            if monitor.stop_after(logs, net._params) or stop:
+            if (watching and monitor.stop_after(logs, net._params)) or stop:
                 break
     finally:
         if bar is not None:
