@@ -42,13 +42,13 @@ without bounds checks): arrays are C-contiguous, of ``params``' dtype (``order``
 uint64), shapes agree with ``meta``, activation/loss codes form a valid combination, data is
 finite, row indices are in range.
 
-Why flat indexing with *unsigned* offsets: measured on this machine, an inner loop over
-``params[base + i]`` vectorises as well as one over a per-layer 2-D view as long as the index is
-uint64 (a signed index gets a negative-index wraparound check that blocks SIMD), and it costs no
-view construction (slice, reshape, reference counting) per layer per sample -- which dominated
-the small networks (xor went from 0.9 to 8 million samples/s). So every index expression below is
-uint64 throughout. Beware: Numba types ``uint64 op int64`` as float64, so integer literals never
-appear in index arithmetic (tested on the generated code: no int-to-float conversions).
+Why flat indexing with *unsigned* offsets: an inner loop over ``params[base + i]`` vectorises
+as well as one over a per-layer 2-D view as long as the index is uint64 (a signed index gets a
+negative-index wraparound check that blocks SIMD), and it costs no view construction (slice,
+reshape, reference counting) per layer per sample -- which dominated the small networks. So
+every index expression below is uint64 throughout. Beware: Numba types ``uint64 op int64`` as
+float64, so integer literals never appear in index arithmetic (tested on the generated code: no
+int-to-float conversions).
 Floating-point constants are built with ``dtype.type(...)`` so float32 kernels never compute in
 float64 (tested too).
 """
@@ -72,9 +72,8 @@ CACHE = os.environ.get("FASTMLP_NUMBA_CACHE", "1").strip().lower() not in ("0", 
 # nogil=True: kernels release the GIL, so independent models can train in parallel threads.
 # _nrt=False: no Numba runtime, hence no reference counting of arrays. Kernels only index
 # buffers they are given, so they need none; with it on, the atomic incref/decref around every
-# inlined helper took most of the time on small nets (perf: NRT_incref/decref ~60% of xor's
-# epoch; xor 2.6 -> 5.6 million samples/s without). It also turns any allocation inside a kernel
-# into a compile error: "no allocation in the training loop" is enforced, not just intended.
+# inlined helper took most of the time on small nets. It also turns any allocation inside a
+# kernel into a compile error: "no allocation in the training loop" is enforced, not just intended.
 JIT_OPTIONS = {
     "cache": CACHE,
     "fastmath": FASTMATH,
@@ -117,15 +116,15 @@ LEAKY_SLOPE = 0.01  # negative slope of leaky_relu (PyTorch's default)
 
 
 # --- exp and expm1 of non-positive arguments, vectorisable ----------------------------------
-# libm's tanh/exp are scalar calls (~13 ns each here; no SVML in PyPI's llvmlite), and tanh alone
-# took about half of digits' epoch. Every exponential the kernels need has an argument <= 0
+# libm's tanh/exp are scalar calls (no SVML in PyPI's llvmlite), and tanh alone took a large
+# share of a tanh network's epoch. Every exponential the kernels need has an argument <= 0
 # (sigmoid: exp(-|z|), tanh: expm1(-2|z|), softmax: exp(z - max z)), so a short polynomial
 # suffices and vectorises: x = k ln2 + r with |r| <= ln2/2, expm1(r) by its Taylor series
 # (to r^13/13! in float64, r^7/7! in float32: truncation < 1 ulp), 2^k from its bits.
 # Measured against libm over [-800, 0]: <= 1.0 ulp (float64), <= 2.7 ulp (float32).
-# The polynomial is a long dependency chain: it wins in vectorised loops (~1 ns per element
-# against libm's ~13 ns for tanh) but loses to libm on a few scalars (xor: 8.2 -> 6.0 million
-# samples/s when used on its 1- to 3-unit layers). Layers narrower than this use libm.
+# The polynomial is a long dependency chain: it wins in vectorised loops, many times faster per
+# element than libm's scalar tanh, but loses to libm on a few scalars (the 1- to 3-unit layers of
+# a net like xor). Layers narrower than this use libm.
 SIMD_MIN_UNITS = 8
 PREDICT_BLOCK = 4  # samples per pass over the weights in predict_batch (_affine_block: exactly 4)
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split (fdlibm): k * LN2_HI is exact for |k| < 2^11
@@ -243,9 +242,9 @@ def _activate_units(code, zs, acts, start, end, simd):
                 acts[k] = q if zs[k] >= zero else e * q
         else:
             # libm's exp on the few units of a narrow layer, where latency counts: the plain
-            # 1/(1 + exp(-z)) is the shortest chain (xor 8.6 -> 9.2 million samples/s). For
-            # z < -709 (float32: -88) exp(-z) overflows to inf and the result is 0, while the
-            # true value is below the smallest normal number anyway.
+            # 1/(1 + exp(-z)) is the shortest chain. For z < -709 (float32: -88) exp(-z)
+            # overflows to inf and the result is 0, while the true value is below the smallest
+            # normal number anyway.
             for k in range(start, end):
                 acts[k] = one / (one + np.exp(-zs[k]))
     elif code == TANH:
@@ -440,9 +439,9 @@ def _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr,
     ``_backprop_and_update_layer``, which passes ``deltas`` itself as ``partial``).
 
     Rows go two at a time: each ``partial[i]`` is loaded and stored once per pair, and
-    ``acts[i]`` loaded once, with row j's term added before row j+1's as one row at a time
-    would (32-256-256-10 relu, kernel alone: float64 44-45k -> 54-56k samples/s, float32
-    79-81k -> 95-97k). Tested: an epoch equals unfused one-row steps bit for bit.
+    ``acts[i]`` loaded once, which is faster than one row at a time; row j's term is still
+    added before row j+1's, as one row at a time would. Tested: an epoch equals unfused
+    one-row steps bit for bit.
     """
     n_in = meta[l, N_IN]
     w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
@@ -500,9 +499,9 @@ def _update_first_layer_and_forward(params, meta, inputs, cur, nxt, deltas, lr, 
     ``W_0[j, i]`` is updated and the *new* value multiplied into the next sample's ``z`` -- the
     same math as updating first and running the next forward pass after, with one pass over the
     largest matrix instead of two. ``inputs`` is ``_input_pair`` (see there) or X's flat view.
-    Rows go two at a time, so each load of an input serves two rows (digits float64, kernel
-    alone: 1.78-1.86 -> 1.87-2.06 million samples/s); a row gets the same operations, so the
-    same bits, in a pair as alone (tested: the row-parallel kernel cuts the pairs differently).
+    Rows go two at a time, so each load of an input serves two rows; a row gets the same
+    operations, so the same bits, in a pair as alone (tested: the row-parallel kernel cuts the
+    pairs differently).
     """
     n_in = meta[0, N_IN]
     w, b, dst = meta[0, W_OFF], meta[0, B_OFF], meta[0, OUT_OFF]
@@ -616,9 +615,9 @@ def sample_gradient(params, meta, loss_code, X, Y, r, zs, acts, deltas, grad):
 # no ``noalias``, so LLVM cannot rule out that the inputs overlap the weights, and before each
 # pair of rows it checks at run time that they don't (~20 instructions, and registers spilled
 # around them). Memory in the kernel's own stack frame cannot overlap anything it was given:
-# with both inputs copied there, the checks are gone (digits, kernel alone, same bits: float64
-# +1-3%, float32 +5-7%). Wider inputs are read from X in place: for mnist128's 784 the copy cost
-# what the checks did (-3%).
+# with both inputs copied there, the checks are gone (same bits, faster on narrow inputs). Wider
+# inputs are read from X in place: for one as wide as mnist128's 784 the copy costs as much as
+# the checks it removes.
 STACK_INPUTS = 256  # the widest input copied to the stack (two of them: 4 KB in float64)
 
 
@@ -819,7 +818,7 @@ def sgd_step_if_finite(params, backup, meta, loss_code, X, Y, r, lr, zs, acts, d
     (the caller then raises a validation error), or if the loss is not finite or the update
     would leave a non-finite parameter (the caller raises DivergenceError): ``params`` is
     copied to ``backup`` first and restored from it. The checks live here rather than in
-    Python to spare ``MLP.step`` extra dispatches (~0.3 us each of a ~1.2 us call).
+    Python to spare ``MLP.step`` extra dispatches, each a sizeable part of so short a call.
     """
     ok = True
     for i in range(X.shape[1]):
@@ -1191,7 +1190,7 @@ def count_nonfinite(a):
 
     First a sum of ``a[i] * 0``: 0 when every entry is finite, NaN otherwise (inf * 0 is NaN;
     FASTMATH has no ``nnan``/``ninf``, so the product is not folded to 0), which vectorises
-    (digits' X, float32: 12.3 -> 5.6 us); the entries are counted only when it is not 0."""
+    and is faster; the entries are counted only when it is not 0."""
     zero = a.dtype.type(0.0)
     acc = zero
     for i in range(a.shape[0]):
@@ -1208,8 +1207,7 @@ def count_nonfinite(a):
 def one_hot(labels, out):
     """``out[r] = e_{labels[r]}``: labels ``(n,)`` int64, out ``(n, n_classes)`` C-contiguous,
     written whole. Returns how many labels lie outside ``[0, n_classes)`` (their rows stay all
-    zero). Zeroed in one flat pass, which vectorises (digits float32, whole call: 3.2 -> 2.6 us;
-    row by row, the 10-wide rows did not)."""
+    zero). Zeroed in one flat pass, which vectorises (row by row, the 10-wide rows did not)."""
     n_rows, n_classes = out.shape
     zero, one = out.dtype.type(0.0), out.dtype.type(1.0)
     flat = out.reshape(-1)

@@ -1,6 +1,6 @@
 """Shape-specialised training kernels for tiny networks (input and layers under 8 units).
 
-On a net like xor (2, 3, 2, 1) the general ``train_epoch`` spends about half its time on
+On a net like xor (2, 3, 2, 1) the general ``train_epoch`` spends much of its time on
 bookkeeping, not arithmetic: loops of 1-3 iterations, the ``meta`` table, every z, activation
 and delta stored to and reloaded from the work buffers on each sample's dependency chain.
 For such a net this module writes the epoch out as straight-line Python, one local variable per
@@ -32,7 +32,7 @@ from .layout import Layout
 
 # Widest layer (input included) the specialised kernel takes: at SIMD_MIN_UNITS and above the
 # general kernels switch to their vectorised exp, and their vectorised dot products beat
-# straight-line code (a review measured (60, 1): 10.6 million samples/s here, 24.2 general).
+# straight-line code.
 MAX_UNITS = K.SIMD_MIN_UNITS - 1
 
 # FASTMLP_TINY=0 turns the specialised kernels off (the general ``train_epoch`` runs instead).

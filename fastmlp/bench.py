@@ -15,19 +15,17 @@ one ``step`` call from Python on xor. The networks and data are shared with ``be
 fastmlp/bound is the median of paired ratios: each repeat times the bound, then ``fit``, then
 the bound again, and takes ``fit`` against the mean of the two bound runs around it (as
 ``parallel_speedups`` does), so a slow patch of the machine hits both sides. The reference's
-repeats run after all of those: on the VM these figures come from, its long Python loop slows
-the next few ms of other work (a digits ``fit`` right after it took 3.5-5.5 ms instead of
-0.56-0.61, the next one 0.62-0.67), and with it between the repeats ``fit`` read 10-20% slower
-than the same ``fit`` run again, the bound 3-6%: digits float32 0.35-0.38 of the bound, against
-0.41-0.42 with the reference in its own block (2026-11-26).
+repeats run after all of those: its long Python loop slows the work that follows it for a
+while, so with it between the repeats ``fit`` (and, less, the bound) read slower than the same
+run again, and fastmlp/bound came out lower than with the reference in its own block.
 
 Every timed run comes right after untimed warm-up runs of the same job for ``WARMUP_SECONDS``
 (the reference: one, on its first ``WARMUP_REF_SAMPLES`` rows), the second bound run of a pair
-too: ``fit`` leaves the bound's buffer untouched for a whole epoch (up to ~1 s for wide), and it
-would stall (below). On this VM memory left untouched for ~0.1-0.3 s is slow to touch again: the
-first pass over an 8 MB array after a 0.3 s sleep took 9-440 ms instead of 0.3-0.6 ms, and an
-xor epoch of 2.5 ms took 10-420 ms right after a 0.3 s pause, 2.6-4.5 ms when run a second time.
-Interleaving without the warm-up timed that instead of the kernels. So a figure is the steady
+too: ``fit`` leaves the bound's buffer untouched for a whole epoch, and it would stall (below).
+On a virtual machine, memory left untouched for a fraction of a second can be slow to touch
+again: the first pass over it, or an epoch right after a pause, can take many times as long as
+the same work run a second time. Interleaving without the warm-up timed that instead of the
+kernels. So a figure is the steady
 state of a job run again on warm memory, as in the 2nd and later epochs of a ``fit``.
 """
 
@@ -98,29 +96,34 @@ def make_data(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_model(name: str, dtype: str = "float64", seed: int = 0) -> MLP:
-    """A fresh ``MLP`` for the named network."""
+    """Return a fresh ``MLP`` for the named network."""
     net = NETWORKS[name]
     return MLP(net.sizes, hidden=net.hidden, output=net.output, loss=net.loss, seed=seed,
                dtype=dtype)  # fmt: skip
 
 
 def bound_buffer(net: MLP) -> np.ndarray:
-    """The one-pass bound's buffer for ``net``: as many parameters as it has (rounded down to
-    whole rows), as rows of ``n_in``, aligned like ``params``; one RMW pass per visited sample."""
+    """Return the one-pass bound's buffer for ``net``.
+
+    As many parameters as it has (rounded down to whole rows), as rows of ``n_in``, aligned like
+    ``params``; the bound does one read-modify-write pass over it per visited sample.
+    """
     n_in = net.layout.n_in
     n_rows = max(1, net.n_params // n_in)
     return work_buffer(n_rows * n_in, net.dtype).reshape(n_rows, n_in)
 
 
-WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: its full run takes up to ~13 s (wide)
+WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: a short one, its full run is slow
 WARMUP_SECONDS = 0.002  # a job's own warm-up: repeated until this long (see the module doc)
 
 
 def _elapsed(fn: Callable[[], object], warmup: Callable[[], object] | None = None) -> float:
-    """Seconds of one call of ``fn``, right after untimed calls of ``warmup``: the given one,
-    once, or by default ``fn`` itself, repeated until ``WARMUP_SECONDS`` have passed. So the
-    timed call finds its memory recently touched and follows a few ms of the same work, not
-    of another job (see the module doc)."""
+    """Return the seconds of one call of ``fn``, right after untimed calls of ``warmup``.
+
+    The warm-up is the given one, once, or by default ``fn`` itself, repeated until
+    ``WARMUP_SECONDS`` have passed. So the timed call finds its memory recently touched and
+    follows a few ms of the same work, not of another job (see the module doc).
+    """
     if warmup is None:
         start = time.perf_counter()
         fn()
@@ -213,13 +216,15 @@ def _nothing() -> None:
 
 
 def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) -> dict:
-    """Same-run speed-ups on ``n_jobs`` threads over one: ``fit(n_jobs=...)`` with
-    ``parallel="rows"`` and with ``parallel="hogwild"`` over serial ``fit`` (one epoch, fixed
-    order), and for mnist128 ``predict`` of 100,000 rows (the issue's case). ``independent``
-    is the yardstick: ``n_jobs`` separate models, each fit serially in its own thread, i.e.
-    ``n_jobs`` times the work with nothing shared and no barrier; its speed-up is the most
-    ``n_jobs`` threads can give on this machine at that moment (below ``n_jobs`` when other
-    processes or the hypervisor take CPU time, or when the cores share a cache or memory bus).
+    """Return same-run speed-ups on ``n_jobs`` threads over one.
+
+    Timed: ``fit(n_jobs=...)`` with ``parallel="rows"`` and with ``parallel="hogwild"`` over
+    serial ``fit`` (one epoch, fixed order), and for mnist128 ``predict`` of 100,000 rows (the
+    issue's case). ``independent`` is the yardstick: ``n_jobs`` separate models, each fit
+    serially in its own thread, i.e. ``n_jobs`` times the work with nothing shared and no
+    barrier; its speed-up is the most ``n_jobs`` threads can give on this machine at that moment
+    (below ``n_jobs`` when other processes or the hypervisor take CPU time, or when the cores
+    share a cache or memory bus).
 
     Per key: ``paired``, the quartiles ``[q25, median, q75]`` of paired ratios (each parallel
     time against the mean of the serial times just before and after it, so a slow patch of a
@@ -294,6 +299,18 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the comparison and print its table and the parallel speed-ups.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``); ``--help`` lists them.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m fastmlp.bench", description="fastmlp vs reference vs one-pass bound"
     )

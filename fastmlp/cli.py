@@ -37,8 +37,27 @@ def _is_number(cell: str) -> bool:
 
 
 def load_table(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``X, y`` from a ``.csv`` (header auto-detected; label column ``target``: a header name
-    or a 0-based index, default the last) or a ``.npz`` holding ``X`` and ``y``."""
+    """Read ``X, y`` from a ``.csv`` or a ``.npz`` file.
+
+    Parameters
+    ----------
+    path : str
+        A ``.csv`` (header auto-detected) or a ``.npz`` holding arrays ``X`` and ``y``.
+    target : str, optional
+        The label column of a CSV: a header name or a 0-based index; default the last.
+
+    Returns
+    -------
+    X : ndarray (n_samples, n_features)
+        The features (float64 from a CSV; as stored in a ``.npz``).
+    y : ndarray (n_samples,)
+        The label column.
+
+    Raises
+    ------
+    CLIError
+        For a missing, empty or ragged file, a non-numeric cell or an unknown label column.
+    """
     if not os.path.exists(path):
         raise CLIError(f"{path}: no such file")
     if path.endswith(".npz"):
@@ -364,6 +383,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``); without a subcommand, ``train`` is run.
+
+    Returns
+    -------
+    int
+        The exit code: 0 on success, 1 when the digits job misses its accuracy, 2 on bad input
+        (with one line on stderr).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train", "predict", "evaluate", "info", "bench", "-h", "--help"}
     if not argv or argv[0] not in commands:

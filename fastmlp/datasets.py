@@ -10,7 +10,7 @@ __all__ = ["load_digits", "digits_train_test", "xor"]
 
 
 def load_digits(scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The 8x8 handwritten digits (UCI optdigits, reduced; CC BY 4.0).
+    """Load the 8x8 handwritten digits (UCI optdigits, reduced; CC BY 4.0).
 
     Parameters
     ----------
@@ -34,9 +34,23 @@ def load_digits(scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
 def digits_train_test(
     test_fraction: float = 0.2, seed: int = 0, scale: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A fixed, stratified train/test split of the digits: ``(X_train, y_train, X_test, y_test)``.
+    """Split the digits into a fixed, stratified training and test set.
 
     With the defaults: 1,438 training and 359 test samples, the same every time.
+
+    Parameters
+    ----------
+    test_fraction : float in (0, 1), default 0.2
+        Fraction of each class held out for testing.
+    seed : int, default 0
+        Seed of the split.
+    scale : bool, default True
+        As in ``load_digits``.
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : ndarray
+        Rows of ``load_digits``' ``X`` ``(n, 64)`` and ``y`` ``(n,)``.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
@@ -51,7 +65,7 @@ def digits_train_test(
 
 
 def xor() -> tuple[np.ndarray, np.ndarray]:
-    """The four XOR rows: ``X`` (4, 2) float64 and ``Y`` (4, 1) float64."""
+    """Return the four XOR rows: ``X`` (4, 2) float64 and ``Y`` (4, 1) float64."""
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     Y = np.array([[0.0], [1.0], [1.0], [0.0]])
     return X, Y

@@ -29,9 +29,11 @@ class GradientCheck:
 
     @property
     def max_error(self) -> float:
+        """The worst relative error over all layers, weights and biases."""
         return max(self.weights + self.biases)
 
     def __str__(self) -> str:
+        """Format the errors as a table, one row per layer, and a summary line."""
         lines = [f"{'layer':>5}  {'weights':>10}  {'biases':>10}"]
         for l, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             lines.append(f"{l:5d}  {w:10.2e}  {b:10.2e}")

@@ -99,25 +99,62 @@ class Layout:
         return slice(lo, lo + self.sizes[layer + 1])
 
     def unit_slice(self, level: int) -> slice:
-        """Slice of a unit buffer (``zs``, ``acts``, ``deltas``) holding ``level`` (0 = input,
-        ``l + 1`` = output of weight layer ``l``)."""
+        """Slice of a unit buffer (``zs``, ``acts``, ``deltas``) holding ``level``.
+
+        Level 0 is the input, level ``l + 1`` the output of weight layer ``l``.
+        """
         lo = self.unit_offsets[level]
         return slice(lo, lo + self.sizes[level])
 
     def weights(self, params: np.ndarray) -> list[np.ndarray]:
-        """Views ``(n_out, n_in)`` of every layer's weights inside the flat ``params``."""
+        """Return views ``(n_out, n_in)`` of every layer's weights inside the flat ``params``.
+
+        Parameters
+        ----------
+        params : ndarray (n_params,)
+            A flat parameter buffer of this layout.
+
+        Returns
+        -------
+        list of ndarray
+            One ``(n_out, n_in)`` view per weight layer; writing to it writes ``params``.
+        """
         self._check(params)
         return [
             params[self.weight_slice(l)].reshape(self.weight_shape(l)) for l in range(self.n_layers)
         ]
 
     def biases(self, params: np.ndarray) -> list[np.ndarray]:
-        """Views ``(n_out,)`` of every layer's biases inside the flat ``params``."""
+        """Return views ``(n_out,)`` of every layer's biases inside the flat ``params``.
+
+        Parameters
+        ----------
+        params : ndarray (n_params,)
+            A flat parameter buffer of this layout.
+
+        Returns
+        -------
+        list of ndarray
+            One ``(n_out,)`` view per weight layer; writing to it writes ``params``.
+        """
         self._check(params)
         return [params[self.bias_slice(l)] for l in range(self.n_layers)]
 
     def pack(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> np.ndarray:
-        """Concatenate per-layer ``weights`` and ``biases`` into a new flat buffer."""
+        """Concatenate per-layer ``weights`` and ``biases`` into a new flat buffer.
+
+        Parameters
+        ----------
+        weights : sequence of array_like
+            ``weights[l]`` of shape ``(n_out, n_in)`` of layer ``l``.
+        biases : sequence of array_like
+            ``biases[l]`` of shape ``(n_out,)``.
+
+        Returns
+        -------
+        ndarray (n_params,)
+            The flat buffer, of the arrays' common dtype.
+        """
         if len(weights) != self.n_layers or len(biases) != self.n_layers:
             raise ValueError(
                 f"expected {self.n_layers} weight matrices and bias vectors, "
@@ -151,22 +188,22 @@ class Layout:
 # check that the two lie at least one vector block apart; when they don't (small arrays that
 # NumPy happened to place next to each other) it runs the scalar loop instead, whose reduction
 # order differs. The same computation then differs in its last bits depending on where memory
-# was allocated (seen: two identical float32 runs 3e-7 apart). Every buffer a kernel writes is
-# therefore allocated with this much memory of its own on both sides, so no other array is ever
-# that close to it.
+# was allocated. Every buffer a kernel writes is therefore allocated with this much memory of its
+# own on both sides, so no other array is ever that close to it.
 BUFFER_PAD_BYTES = 4096
 # Buffers also start on a cache line (NumPy's were 16- or 32-byte aligned). Vector loads and
 # stores then split no cache line, and the threads of row-parallel SGD, which each write their
 # own block of rows, share no line at a block boundary when the rows are whole lines (mnist128's
-# are). Serial best of 21 epochs, unaligned -> aligned, two interleaved runs: mnist128 float64
-# 45.8-53.5k -> 56.9k samples/s, digits float64 1.49-1.57M -> 1.69-1.75M; the rest unchanged
-# within the noise.
+# are). Serial training of mid-sized nets (digits, mnist128) also runs faster and steadier.
 CACHE_LINE_BYTES = 64
 
 
 def work_buffer(n: int, dtype: np.dtype) -> np.ndarray:
-    """A zeroed ``(n,)`` array of ``dtype`` starting on a cache line (``CACHE_LINE_BYTES``),
-    with at least ``BUFFER_PAD_BYTES`` of padding on each side."""
+    """Return a zeroed ``(n,)`` array of ``dtype`` starting on a cache line.
+
+    The array starts on a ``CACHE_LINE_BYTES`` boundary, with at least ``BUFFER_PAD_BYTES`` of
+    padding on each side.
+    """
     dtype = np.dtype(dtype)
     pad = -(-BUFFER_PAD_BYTES // dtype.itemsize)
     line = CACHE_LINE_BYTES // dtype.itemsize

@@ -1,5 +1,7 @@
-"""The public ``MLP`` class: owns the flat parameter buffer, its layout and the model's state,
-validates input and hands the work to the Numba kernels in ``fastmlp._kernels``.
+"""The public ``MLP`` class.
+
+``MLP`` owns the flat parameter buffer, its layout and the model's state, validates input and
+hands the work to the Numba kernels in ``fastmlp._kernels``.
 
 Where the rest lives: the epoch loop (schedule, validation, early stopping, callbacks,
 ``history_``) in ``fastmlp._training``; one epoch, serial or on threads, in ``fastmlp._epochs``;
@@ -190,16 +192,20 @@ class MLP:
 
     # --- pickling (joblib, multiprocessing, GridSearchCV(n_jobs=...)) -----------------------------
     def __getstate__(self) -> dict:
-        """The constructor's arguments and the trained state (``fastmlp._state``); buffers and
-        views are rebuilt on unpickling (pickling the views would cut them loose from
-        ``params``)."""
+        """Return the constructor's arguments and the trained state (``fastmlp._state``).
+
+        Buffers and views are rebuilt on unpickling (pickling the views would cut them loose
+        from ``params``).
+        """
         return _state.to_pickle(self)
 
     def __setstate__(self, state: dict) -> None:
+        """Rebuild the model from ``__getstate__``'s dict: construct it anew, then restore it."""
         self.__init__(*state["args"])
         _state.restore(self, _state.from_pickle(state))
 
     def __repr__(self) -> str:
+        """Describe the network: layer sizes, activations, loss and dtype."""
         return (
             f"MLP({self.layer_sizes}, hidden={list(self.hidden)}, output={self.output!r}, "
             f"loss={self.loss_name!r}, dtype={self.dtype.name})"
@@ -239,8 +245,10 @@ class MLP:
         n_jobs: int | None = None,
         parallel: str = "rows",
     ) -> MLP:
-        """Train for ``epochs`` passes over the data: online SGD by default (one update per
-        sample); mini-batches, momentum, Adam, weight decay and dropout on request.
+        """Train for ``epochs`` passes over the data.
+
+        Online SGD by default (one update per sample); mini-batches, momentum, Adam, weight
+        decay and dropout on request.
 
         Parameters
         ----------
@@ -319,7 +327,7 @@ class MLP:
             serially. Deterministic; with one hidden layer the result is bit-identical to
             ``n_jobs=1``, deeper networks differ by rounding (``W^T delta`` is summed in
             per-thread parts). Pays off when the per-sample work (``~n_params``) is large
-            against a barrier (~1 us): tens of thousands of weights and up.
+            against the cost of a barrier: tens of thousands of weights and up.
             ``"hogwild"``: Hogwild! (Niu et al. 2011): the threads each take a share of every
             epoch's samples and update the one shared buffer without locks. Not
             bit-reproducible (the interleaving varies from run to run); slow for dense layers,
@@ -370,23 +378,44 @@ class MLP:
         return self
 
     def _tiny_kernel(self):
-        """This net's shape-specialised SGD kernel (``fastmlp._tiny``), or None."""
+        """Return this net's shape-specialised SGD kernel (``fastmlp._tiny``), or None."""
         return _tiny.kernel_for(self._tiny_key)
 
     def step(
         self, x: ArrayLike, y: ArrayLike, lr: float = 0.01, sample_weight: float | None = None
     ) -> float:
-        """One online SGD update on one sample; returns its loss (taken before the update).
+        """Apply one online SGD update on one sample; return its loss (taken before the update).
 
-        ``x`` has shape ``(n_in,)``; ``y`` shape ``(n_out,)``, a scalar for one output, or an
-        integer class label for a softmax output. Validated like ``fit`` (a fast path handles
-        arrays that already have the model's dtype), so a bad sample leaves the model unchanged.
-        If the loss is not finite or the update would make a parameter NaN/inf, the update is
-        rolled back and ``DivergenceError`` raised. ``sample_weight`` (>= 0) scales the
-        sample's gradient (the step is taken with ``lr * sample_weight``). Always plain SGD:
-        ``fit``'s optimizer settings do not apply here. Runs the general kernel: on a tiny net,
-        whose ``fit`` runs a shape-specialised one (``fastmlp._tiny``), a ``step`` and a
-        one-sample ``fit`` agree to a few ulps, not always bit for bit.
+        Validated like ``fit`` (a fast path handles arrays that already have the model's dtype),
+        so a bad sample leaves the model unchanged. Always plain SGD: ``fit``'s optimizer
+        settings do not apply here. Runs the general kernel: on a tiny net, whose ``fit`` runs a
+        shape-specialised one (``fastmlp._tiny``), a ``step`` and a one-sample ``fit`` agree to
+        a few ulps, not always bit for bit.
+
+        Parameters
+        ----------
+        x : array_like (n_in,)
+            The sample's input.
+        y : array_like (n_out,), scalar or int
+            Its target: shape ``(n_out,)``, a scalar for one output, or an integer class label
+            for a softmax output.
+        lr : float, default 0.01
+            Learning rate, > 0.
+        sample_weight : float >= 0, optional
+            Scales the sample's gradient (the step is taken with ``lr * sample_weight``).
+
+        Returns
+        -------
+        float
+            The sample's loss, taken before the update.
+
+        Raises
+        ------
+        ValueError, TypeError
+            On a bad sample or learning rate; the model is unchanged then.
+        DivergenceError
+            If the loss is not finite or the update would make a parameter NaN/inf; the update
+            is rolled back.
         """
         # Fast path (this is the streaming API, called once per sample): arrays that already
         # have the model's dtype and shape skip the general conversion; finiteness of x and y
@@ -421,8 +450,10 @@ class MLP:
         return float(loss)
 
     def _typed_lr(self, lr: float) -> float | np.floating:
-        """``lr`` in the model's dtype (a Python float is typed float64 by Numba); the last
-        conversion is cached, since a stream of ``step`` calls usually repeats one lr."""
+        """Return ``lr`` in the model's dtype (a Python float is typed float64 by Numba).
+
+        The last conversion is cached, since a stream of ``step`` calls usually repeats one lr.
+        """
         if self._lr_is_float:
             return lr
         if lr != self._lr_key:
@@ -435,33 +466,84 @@ class MLP:
 
     # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save to ``path`` as ``.npz`` (no pickle), atomically: a crash mid-save leaves the old
-        file intact. Stores the layout, activations, loss, dtype, parameters, update count,
-        loss history and the shuffling stream, so a loaded model resumes ``fit`` exactly.
-        The format is documented in ``fastmlp.persistence``."""
+        """Save the model to ``path`` as ``.npz`` (no pickle), atomically.
+
+        A crash mid-save leaves the old file intact. Stores the layout, activations, loss,
+        dtype, parameters, update counts, ``history_``, the optimizer state and the shuffling
+        stream, so a loaded model resumes ``fit`` exactly. The format is documented in
+        ``fastmlp.persistence``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; an existing file is replaced.
+        """
         persistence.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MLP:
-        """Load a model saved by ``save``; ``ValueError`` for truncated, corrupted, tampered or
-        future-version files."""
+        """Load a model saved by ``save``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by ``save``.
+
+        Returns
+        -------
+        MLP
+            The model as it was saved, ready to predict or to resume ``fit``.
+
+        Raises
+        ------
+        ValueError
+            For truncated, corrupted, tampered or future-version files.
+        FileNotFoundError
+            If there is no file at ``path``.
+        """
         return persistence.load(cls, path)
 
     # --- inference -------------------------------------------------------------------------------
     def predict(self, X: ArrayLike, n_jobs: int | None = None) -> np.ndarray:
-        """Network outputs ``(n_samples, n_out)`` in the model's dtype.
+        """Compute the network's outputs ``(n_samples, n_out)`` in the model's dtype.
 
-        ``n_jobs``: threads over blocks of rows (the kernel releases the GIL; results are
-        identical to one thread's). ``None`` uses every core this process may run on (its
-        affinity mask) when the input is large (more than ~4 million multiply-adds) and one
-        thread otherwise.
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in)
+            Inputs; converted once to a C-contiguous array of the model's dtype.
+        n_jobs : int or None, default None
+            Threads over blocks of rows (the kernel releases the GIL; results are identical to
+            one thread's). ``None`` uses every core this process may run on (its affinity mask)
+            when the input is large (more than ~4 million multiply-adds,
+            ``fastmlp.tuning.PARALLEL_PREDICT_WORK``) and one thread otherwise.
+
+        Returns
+        -------
+        ndarray (n_samples, n_out)
+            The outputs, in the model's dtype.
         """
         X = V.check_X(X, self.layout.n_in, self.dtype, finite=False)  # scanned in threads
         return _inference.predict(self, X, n_jobs)
 
     def predict_classes(self, X: ArrayLike) -> np.ndarray:
-        """Class predictions: argmax for softmax ``(n_samples,)``; ``output >= 0.5`` for sigmoid
-        (``(n_samples,)`` for one output, ``(n_samples, n_out)`` 0/1 for several)."""
+        """Predict classes: the argmax for softmax, ``output >= 0.5`` for sigmoid.
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in)
+            Inputs, as ``predict`` takes them.
+
+        Returns
+        -------
+        ndarray of int, (n_samples,) or (n_samples, n_out)
+            Softmax: the class index per sample ``(n_samples,)``. Sigmoid: 0/1, ``(n_samples,)``
+            for one output, ``(n_samples, n_out)`` for several.
+
+        Raises
+        ------
+        ValueError
+            For an ``identity`` (regression) output: use ``predict``.
+        """
         if self.output == "identity":
             raise ValueError(
                 "predict_classes needs a sigmoid or softmax output; this network's output is "
@@ -474,13 +556,39 @@ class MLP:
         return classes[:, 0] if self.layout.n_out == 1 else classes
 
     def loss(self, X: ArrayLike, Y: ArrayLike) -> float:
-        """Mean per-sample loss over ``(X, Y)`` (same target formats as ``fit``)."""
+        """Compute the mean per-sample loss over ``(X, Y)``.
+
+        Parameters
+        ----------
+        X : array_like (n_samples, n_in)
+            Inputs.
+        Y : array_like (n_samples, n_out) or (n_samples,)
+            Targets, in the same formats as ``fit`` takes them.
+
+        Returns
+        -------
+        float
+            The mean loss (without a weight-decay term); the model is unchanged.
+        """
         X = V.check_X(X, self.layout.n_in, self.dtype)
         Y = V.check_Y(Y, X.shape[0], self.layout.n_out, self.output, self.loss_name, self.dtype)
         return _inference.mean_loss(self, X, Y)
 
     def gradient(self, x: ArrayLike, y: ArrayLike) -> np.ndarray:
-        """dLoss/dparams of one sample, a new ``(n_params,)`` array in the layout of ``params``."""
+        """Compute dLoss/dparams of one sample.
+
+        Parameters
+        ----------
+        x : array_like (n_in,)
+            The sample's input.
+        y : array_like (n_out,), scalar or int
+            Its target, as ``step`` takes it.
+
+        Returns
+        -------
+        ndarray (n_params,)
+            A new array in the layout of ``params``, in the model's dtype.
+        """
         x2 = V.check_x(x, self.layout.n_in, self.dtype)[None]
         # check_target has checked that y is finite
         y2 = V.check_target(y, self.layout.n_out, self.output, self.loss_name, self.dtype)

@@ -1,5 +1,7 @@
-"""Training settings beyond plain online SGD: optimizer, mini-batches, weight decay, dropout,
-learning-rate schedules, and the optimizer state that persists between ``fit`` calls.
+"""Training settings beyond plain online SGD, and the optimizer state.
+
+The settings: optimizer, mini-batches, weight decay, dropout, learning-rate schedules; the
+optimizer state persists between ``fit`` calls.
 
 ``Settings`` validates the keyword arguments of ``MLP.fit`` once and packs them into the two small
 arrays the general training kernel reads (``opts``, uint64 codes; ``hyper``, floats in the
@@ -48,6 +50,7 @@ class Settings:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
+        """Validate every setting (``ValueError``/``TypeError`` naming the first bad one)."""
         V.check_positive("lr", self.lr)
         V.check_positive_int("batch_size", self.batch_size)
         V.check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -105,11 +108,13 @@ def _validated(**kwargs: object) -> Settings:
 
 
 def settings(**kwargs: object) -> Settings:
-    """``Settings(**kwargs)``, validated once per distinct set of arguments: ``fit`` called in a
-    loop with the same arguments skips the checks (3.9 -> 1.3 us a call). Cached by value and
-    type (``typed``: ``1``, ``1.0`` and ``True`` are different arguments); Settings is frozen,
-    so a cached one can be shared. Unhashable arguments are checked (and rejected) by
-    ``Settings`` itself."""
+    """Return ``Settings(**kwargs)``, validated once per distinct set of arguments.
+
+    ``fit`` called in a loop with the same arguments skips the checks. Cached by value and type
+    (``typed``: ``1``, ``1.0`` and ``True`` are different arguments); Settings is frozen, so a
+    cached one can be shared. Unhashable arguments are checked (and rejected) by ``Settings``
+    itself.
+    """
     try:
         hash(tuple(kwargs.values()))
     except TypeError:
@@ -118,7 +123,7 @@ def settings(**kwargs: object) -> Settings:
 
 
 def dropout_threshold(p: float) -> int:
-    """A unit is dropped when the top 53 bits of its random draw are below ``floor(p 2^53)``."""
+    """Return ``floor(p 2^53)``: a unit is dropped when the top 53 bits of its draw are below it."""
     return int(p * 2.0**K.DROP_BITS)
 
 
@@ -183,7 +188,7 @@ class OptimizerState:
         self.rng = np.array(rng, dtype=np.uint64)
 
     def snapshot(self) -> tuple[np.ndarray, ...]:
-        """Copies of every buffer (to roll a diverging chunk back)."""
+        """Return copies of every buffer (to roll a diverging chunk back)."""
         return tuple(a.copy() for a in (self.velocity, self.moment2, self.powers, self.rng))
 
     def restore(self, snapshot: tuple[np.ndarray, ...]) -> None:

@@ -193,8 +193,11 @@ def _read_history(entry: np.ndarray, version: int, bad) -> dict[str, list[float]
 
 
 def _read_optimizer_state(model: MLP, arrays: dict, bad) -> tuple:
-    """``(optimizer, velocity, moment2, powers, dropout_rng)``: the momentum / Adam buffers
-    and the dropout stream, checked against the model's layout."""
+    """Return ``(optimizer, velocity, moment2, powers, dropout_rng)`` from a version 2 file.
+
+    These are the momentum / Adam buffers and the dropout stream, checked against the model's
+    layout.
+    """
     optimizer = str(arrays["optimizer"])
     if optimizer not in ("sgd", "adam"):
         raise bad(f"optimizer {optimizer!r} is not 'sgd' or 'adam'")

@@ -1,5 +1,7 @@
-"""A per-epoch progress display for ``MLP.fit(progress=True)``: tqdm when it is installed, else
-one line per epoch on stderr."""
+"""A per-epoch progress display for ``MLP.fit(progress=True)``.
+
+It uses tqdm when it is installed, else prints one line per epoch on stderr.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class Progress:
             self.bar = tqdm(total=n_epochs, unit="epoch", file=self.stream)
 
     def update(self, epoch: int, logs: dict[str, float]) -> None:
+        """Show that epoch ``epoch`` (0-based) has finished, with its ``logs``."""
         if self.bar is not None:
             self.bar.set_postfix_str(format_logs(logs), refresh=False)
             self.bar.update(1)
@@ -38,5 +41,6 @@ class Progress:
                   file=self.stream, flush=True)  # fmt: skip
 
     def close(self) -> None:
+        """Close the tqdm bar, if there is one."""
         if self.bar is not None:
             self.bar.close()

@@ -170,8 +170,11 @@ def backward(
     delta_out: np.ndarray,
     masks: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Delta recurrence; returns one ``(n_samples, n_l)`` delta per layer (last = delta_out).
-    With dropout ``masks``, a hidden layer's delta is also multiplied by its mask."""
+    """Run the delta recurrence; return one ``(n_samples, n_l)`` delta per layer.
+
+    The last one is ``delta_out``. With dropout ``masks``, a hidden layer's delta is also
+    multiplied by its mask.
+    """
     weights = layout.weights(params)
     deltas = [delta_out]
     for l in range(layout.n_layers - 2, -1, -1):
@@ -202,8 +205,10 @@ def _loss_and_gradient(
     y: np.ndarray,
     masks: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.floating, np.ndarray]:
-    """One sample's loss and its gradient, from a single forward pass (with dropout ``masks``
-    on the hidden layers, if given)."""
+    """Return one sample's loss and its gradient, from a single forward pass.
+
+    With dropout ``masks``, they apply to the hidden layers.
+    """
     X, Y = x[None, :], y[None, :]
     zs, acts = forward(layout, params, activations, X, masks)
     loss_value = losses(loss, activations[-1], zs[-1], acts[-1], Y)[0]

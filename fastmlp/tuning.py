@@ -26,10 +26,11 @@ UPDATES_PER_CHUNK = 1 << 24
 
 # Row-parallel epochs use chunks this many times longer: their per-call overhead is far larger
 # (the calling thread backs up and scans all parameters, pulling the other threads' rows out of
-# their caches, and the pool hands the call over). A 4x chunk still stops within ~15 ms.
+# their caches, and the pool hands the call over). A 4x chunk still stops promptly on Ctrl-C.
 ROWS_CHUNK_FACTOR = 4
 
-# predict() uses threads above this many multiply-adds (a thread pool costs ~0.1-0.2 ms).
+# predict() uses threads above this many multiply-adds (below it, the thread pool's own cost
+# outweighs the gain).
 PARALLEL_PREDICT_WORK = 1 << 22
 
 # Largest parameter count of a net trained on a shape-specialised kernel (fastmlp._tiny): the

@@ -296,20 +296,8 @@ class _BaseMLP(BaseEstimator):
                     self._update_best_loss(loss)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = (
-                        f"{what} did not improve more than tol={self.tol:f} for "
-                        f"{self.n_iter_no_change} consecutive epochs."
-                    )
-                    if not adaptive or self._lr <= ADAPTIVE_MIN_LR:
-                        if self.verbose:
-                            print(msg + " Stopping.")
-                        break
-                    self._lr /= ADAPTIVE_DIVISOR
-                    self._no_improvement_count = 0
-                    if self.verbose:
-                        print(msg + f" Setting learning rate to {self._lr:f}")
+                if self._stop_or_adapt_lr(adaptive):
+                    break
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
@@ -324,6 +312,29 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self.net_.params = self._best_params  # copied into the net's buffer
         self._sync_attributes()
+
+    def _stop_or_adapt_lr(self, adaptive: bool) -> bool:
+        """scikit-learn's rule at the end of an epoch; returns True when training is to stop.
+
+        After more than ``n_iter_no_change`` epochs without improvement: with the ``"adaptive"``
+        schedule (``adaptive``) and a learning rate above ``ADAPTIVE_MIN_LR``, divide the rate
+        by ``ADAPTIVE_DIVISOR`` and start counting again; otherwise stop.
+        """
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            msg = (
+                f"{what} did not improve more than tol={self.tol:f} for "
+                f"{self.n_iter_no_change} consecutive epochs."
+            )
+            if not adaptive or self._lr <= ADAPTIVE_MIN_LR:
+                if self.verbose:
+                    print(msg + " Stopping.")
+                return True
+            self._lr /= ADAPTIVE_DIVISOR
+            self._no_improvement_count = 0
+            if self.verbose:
+                print(msg + f" Setting learning rate to {self._lr:f}")
+        return False
 
     def _update_best_validation(self, X_val: np.ndarray, y_val: np.ndarray, sw_val) -> None:
         """Record the validation score of the epoch; keep the best epoch's parameters."""
