@@ -10,8 +10,8 @@ median of the paired ratios (each kernel time against the bound time right after
 
 Why: on the VM of the README's figures, memory left idle for ~0.1 s is slow to touch again,
 and an epoch over the full 6,000 (mnist128) or 1,500 (wide) rows streams more data than stays
-warm, so ``python -m fastmlp.bench`` times stalls for those networks (README, "Memory that sat
-idle"). A few hundred rows stay in cache and warm; what is left is the kernel's own efficiency.
+warm, so ``python -m fastmlp.bench`` times stalls for those networks (docs/performance.md,
+"Warm-up"). A few hundred rows stay in cache and warm; what is left is the kernel's own efficiency.
 Medians still catch the VM's other stalls: best/best is the least disturbed figure.
 
 This is a script, not part of the asv suite: it defines no ``time_``/``track_`` benchmarks.
@@ -23,6 +23,7 @@ import argparse
 
 import numpy as np
 
+from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
 from fastmlp import _validation as V
 from fastmlp.bench import NETWORKS, _elapsed, bound_buffer, make_data, make_model
@@ -40,12 +41,13 @@ def measure(name: str, dtype: str, rows: int, laps: int, repeats: int) -> dict:
     losses = np.empty(order.shape[0], dtype=net.dtype)
     lr = net.dtype.type(spec.lr)
     P = bound_buffer(net)
+    args = KA.KernelArgs.of(net)
     tiny = net.dtype.type(1e-9)
     K.one_pass_bound(P, X, order[:2], tiny)
 
     def kernel() -> None:
-        K.train_epoch(net._params, net._meta, net._loss_code, X, Y, order, lr, net._zs,
-                      net._acts, net._deltas, losses)  # fmt: skip
+        K.train_epoch(net.params, args.meta, args.loss_code, X, Y, order, lr, args.zs,
+                      args.acts, args.deltas, losses)  # fmt: skip
 
     def bound() -> None:
         K.one_pass_bound(P, X, order, tiny)

@@ -400,6 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train", "predict", "evaluate", "info", "bench", "-h", "--help"}
     if not argv or argv[0] not in commands:
         argv = ["train", *argv]  # the main job
+    if argv[0] == "bench" and argv[1:2] not in (["-h"], ["--help"]):
+        # argparse's REMAINDER does not take options (--nets ...) after a subcommand: hand
+        # them to the bench's own parser directly
+        from . import bench
+
+        return bench.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -124,3 +124,14 @@ def test_train_with_batches_momentum_and_validation(tmp_path, csv_file):
     assert code == 2 and "batch_size must be >= 1, got 0" in err and "Traceback" not in err
     code, _, err = run("train", csv_file, "--target", "label", "--val-fraction", 1.5)
     assert code == 2 and "--val-fraction must be in (0, 1), got 1.5" in err
+
+
+def test_bench_subcommand_passes_its_options_to_the_bench(capsys):
+    """``fastmlp bench --nets xor ...``: argparse's REMAINDER alone dropped leading options."""
+    from fastmlp import cli
+
+    argv = ["bench", "--nets", "xor", "--dtypes", "float64", "--repeats", "1",
+            "--ref-samples", "20", "--parallel", ""]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| xor      | float64 |" in out and "digits" not in out
