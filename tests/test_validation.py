@@ -252,3 +252,18 @@ def test_class_labels_are_one_hot_encoded_alike_whatever_their_dtype(labels):
         Y = V.check_Y(labels(y), 50, 3, "softmax", "cross_entropy", np.dtype(dtype))
         assert Y.dtype == dtype and Y.flags.c_contiguous
         np.testing.assert_array_equal(Y, np.eye(3, dtype=dtype)[y])
+
+
+def test_the_name_tables_agree():
+    """Activation and loss names are accepted in _validation, coded in _kernel_args and
+    restated by the reference (which imports nothing from the implementation on purpose)."""
+    from fastmlp import _kernel_args as KA
+    from fastmlp import _validation
+    from fastmlp import reference as ref
+
+    names = set(_validation.HIDDEN_ACTIVATIONS) | set(_validation.OUTPUT_ACTIVATIONS)
+    assert set(KA.ACTIVATION_CODES) == names
+    assert set(KA.LOSS_CODES) == set(_validation.LOSSES) == set(ref.LOSSES)
+    assert tuple(ref.ACTIVATIONS) == _validation.HIDDEN_ACTIVATIONS
+    assert tuple(ref.OUTPUTS) == _validation.OUTPUT_ACTIVATIONS
+    assert set(_validation.COMPATIBLE_OUTPUTS) == set(_validation.LOSSES)
