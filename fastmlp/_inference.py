@@ -18,7 +18,7 @@ from .layout import work_buffer
 if TYPE_CHECKING:
     from .model import MLP
 
-__all__ = ["mean_loss", "predict", "predict_rows"]
+__all__ = ["classes", "mean_loss", "predict", "predict_rows", "sample_gradient"]
 
 
 def predict(net: MLP, X: np.ndarray, n_jobs: int | None) -> np.ndarray:
@@ -75,3 +75,21 @@ def mean_loss(net: MLP, X: np.ndarray, Y: np.ndarray) -> float:
     args = net._args
     K.loss_batch(net._params, args.meta, args.loss_code, X, Y, zs, acts, deltas, losses)
     return float(np.mean(losses, dtype=np.float64))
+
+
+def classes(net: MLP, out: np.ndarray) -> np.ndarray:
+    """Classes of outputs ``out``: argmax for softmax; ``out >= 0.5`` for sigmoid, ``(n,)``
+    for one output."""
+    if net.output == "softmax":
+        return np.argmax(out, axis=1)
+    labels = (out >= 0.5).astype(np.int64)
+    return labels[:, 0] if net.layout.n_out == 1 else labels
+
+
+def sample_gradient(net: MLP, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dLoss/dparams of one validated sample (``x``, ``y`` of shape ``(1, n)``), a new array."""
+    zs, acts, deltas = KA.unit_buffers(net.layout, net.dtype)
+    grad = work_buffer(net.n_params, net.dtype)
+    args = net._args
+    K.sample_gradient(net._params, args.meta, args.loss_code, x, y, 0, zs, acts, deltas, grad)
+    return grad

@@ -322,3 +322,51 @@ def check_target(
             + f", got shape {arr.shape}."
         )
     return check_Y(arr, 1, n_out, output, loss, dtype, name=name)
+
+
+def check_architecture(
+    layer_sizes: object, hidden: object, output: object, loss: object, init: object, seed: object
+) -> tuple[tuple[int, ...], list[str]]:
+    """``MLP``'s description checked, in the order of its arguments: ``(sizes, hidden names)``,
+    one hidden activation name per hidden layer."""
+    sizes = check_layer_sizes(layer_sizes)
+    n_hidden = len(sizes) - 2
+    hidden_names = [hidden] * n_hidden if isinstance(hidden, str) else list(hidden)
+    if len(hidden_names) != n_hidden:
+        raise ValueError(
+            f"hidden has {len(hidden_names)} activations but layer_sizes {sizes} has "
+            f"{n_hidden} hidden layer(s); give one name or one per hidden layer."
+        )
+    for h in hidden_names:
+        check_choice("hidden", h, HIDDEN_ACTIVATIONS)
+    check_choice("output", output, OUTPUT_ACTIVATIONS)
+    check_choice("loss", loss, LOSSES)
+    check_choice("init", init, INITS)
+    if output not in COMPATIBLE_OUTPUTS[loss]:
+        pairs = ", ".join(f"{o}+{lo}" for lo, os_ in COMPATIBLE_OUTPUTS.items() for o in os_)
+        raise ValueError(
+            f"output={output!r} cannot be used with loss={loss!r}; loss={loss!r} needs "
+            f"output in {list(COMPATIBLE_OUTPUTS[loss])}. Compatible output+loss pairs: "
+            f"{pairs}."
+        )
+    if output == "softmax" and sizes[-1] < 2:
+        raise ValueError(
+            f"a softmax output needs at least 2 units, got n_out={sizes[-1]}; use "
+            "output='sigmoid' with loss='binary_cross_entropy' for one binary output."
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
+        raise TypeError(f"seed must be an int or None, got {seed!r}.")
+    return sizes, hidden_names
+
+
+def check_params(value: object, n_params: int, layer_sizes: tuple[int, ...]) -> np.ndarray:
+    """A new flat parameter vector: ``(n_params,)``, real, finite (converted on assignment)."""
+    arr = np.asarray(value)
+    if arr.shape != (n_params,):
+        raise ValueError(
+            f"params must have shape ({n_params},) for layer_sizes {layer_sizes}, got {arr.shape}."
+        )
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"params has dtype {arr.dtype}; expected a real numeric array.")
+    check_finite("params", arr)
+    return arr

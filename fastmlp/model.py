@@ -1,14 +1,4 @@
-"""The public ``MLP`` class.
-
-``MLP`` owns the flat parameter buffer, its layout and the model's state, validates input and
-hands the work to the Numba kernels in ``fastmlp._kernels``.
-
-Where the rest lives: the epoch loop (schedule, validation, early stopping, callbacks,
-``history_``) in ``fastmlp._training``; one epoch, serial or on threads, in ``fastmlp._epochs``;
-the input checks in ``fastmlp._validation``; the kernels' tables and buffers in
-``fastmlp._kernel_args``; the state that pickling and ``save``/``load`` carry in
-``fastmlp._state``; the Python-side tunables in ``fastmlp.tuning``.
-"""
+"""The public ``MLP`` class: parameters, layout and state; validation, then the kernels."""
 
 from __future__ import annotations
 
@@ -46,12 +36,10 @@ class MLP:
         ``binary_cross_entropy`` a sigmoid output; ``mse`` (1/2 squared error) and ``mae``
         (absolute error; subgradient sign(0) = 0) work with all.
     init : {"auto", "glorot", "he"}, default "auto"
-        Weight initialisation: Glorot uniform ``U(+-sqrt(6/(n_in+n_out)))``, He uniform
-        ``U(+-sqrt(6/n_in))``, or ``auto`` (He for relu/leaky_relu layers, Glorot otherwise).
-        Biases start at 0.
+        Glorot uniform ``U(+-sqrt(6/(n_in+n_out)))``, He uniform ``U(+-sqrt(6/n_in))``, or
+        ``auto`` (He for relu/leaky_relu layers, else Glorot); biases start at 0.
     seed : int or None, default 0
-        Seeds the initial weights and the default shuffling of ``fit``: the same seed gives a
-        bit-identical model and training run.
+        Seeds the weights and ``fit``'s shuffling: the same seed, a bit-identical run.
     dtype : float32 or float64, default float64
         Dtype of the parameters and of all arithmetic.
 
@@ -64,14 +52,10 @@ class MLP:
     biases : list of ndarray
         ``biases[l]`` is a ``(n_out,)`` view into ``params``.
     history_ : dict of str to list of float
-        Per epoch of ``fit`` (Keras' ``History.history`` names): ``loss``, the mean training
-        loss (each sample's loss taken in its forward pass, just before its update, as
-        scikit-learn's ``loss_curve_``; without the weight-decay term); ``lr``, the learning
-        rate used; ``val_loss`` and ``val_accuracy`` (sigmoid/softmax outputs) when there is
-        validation data.
+        Per epoch of ``fit`` (Keras' names): ``loss`` (mean of each sample's loss just before
+        its update, as scikit-learn's ``loss_curve_``), ``lr``, ``val_loss``, ``val_accuracy``.
     n_updates_ : int
-        Number of parameter updates applied so far (one per sample in online SGD, one per
-        batch with ``batch_size > 1``).
+        Parameter updates applied so far (one per sample, or per batch).
     n_samples_seen_ : int
         Number of training samples processed so far (scikit-learn's ``t_``).
 
@@ -97,34 +81,7 @@ class MLP:
         seed: int | None = 0,
         dtype: DTypeLike = np.float64,
     ) -> None:
-        sizes = V.check_layer_sizes(layer_sizes)
-        n_hidden = len(sizes) - 2
-        hidden_names = [hidden] * n_hidden if isinstance(hidden, str) else list(hidden)
-        if len(hidden_names) != n_hidden:
-            raise ValueError(
-                f"hidden has {len(hidden_names)} activations but layer_sizes {sizes} has "
-                f"{n_hidden} hidden layer(s); give one name or one per hidden layer."
-            )
-        for h in hidden_names:
-            V.check_choice("hidden", h, V.HIDDEN_ACTIVATIONS)
-        V.check_choice("output", output, V.OUTPUT_ACTIVATIONS)
-        V.check_choice("loss", loss, V.LOSSES)
-        V.check_choice("init", init, V.INITS)
-        if output not in V.COMPATIBLE_OUTPUTS[loss]:
-            pairs = ", ".join(f"{o}+{lo}" for lo, os_ in V.COMPATIBLE_OUTPUTS.items() for o in os_)
-            raise ValueError(
-                f"output={output!r} cannot be used with loss={loss!r}; loss={loss!r} needs "
-                f"output in {list(V.COMPATIBLE_OUTPUTS[loss])}. Compatible output+loss pairs: "
-                f"{pairs}."
-            )
-        if output == "softmax" and sizes[-1] < 2:
-            raise ValueError(
-                f"a softmax output needs at least 2 units, got n_out={sizes[-1]}; use "
-                "output='sigmoid' with loss='binary_cross_entropy' for one binary output."
-            )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}.")
-
+        sizes, hidden_names = V.check_architecture(layer_sizes, hidden, output, loss, init, seed)
         self.layout = Layout(sizes)
         self.hidden = tuple(hidden_names)
         self.output = output
@@ -153,7 +110,6 @@ class MLP:
         self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
         self._optimizer_state = optim.OptimizerState(lay.n_params, self.dtype, seed)
 
-    # --- layout ----------------------------------------------------------------------------------
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         """Layer widths ``(n_in, ..., n_out)``."""
@@ -171,15 +127,7 @@ class MLP:
 
     @params.setter
     def params(self, value: ArrayLike) -> None:
-        arr = np.asarray(value)
-        if arr.shape != (self.n_params,):
-            raise ValueError(
-                f"params must have shape ({self.n_params},) for layer_sizes "
-                f"{self.layer_sizes}, got {arr.shape}."
-            )
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"params has dtype {arr.dtype}; expected a real numeric array.")
-        V.check_finite("params", arr)
+        arr = V.check_params(value, self.n_params, self.layer_sizes)
         self._params[...] = arr  # copy into the buffer: weights/biases views stay valid
 
     def _initialise(self, rng: np.random.Generator) -> None:
@@ -190,13 +138,8 @@ class MLP:
             self.weights[l][...] = rng.uniform(-limit, limit, size=(n_out, n_in))
             self.biases[l][...] = 0
 
-    # --- pickling (joblib, multiprocessing, GridSearchCV(n_jobs=...)) -----------------------------
     def __getstate__(self) -> dict:
-        """Return the constructor's arguments and the trained state (``fastmlp._state``).
-
-        Buffers and views are rebuilt on unpickling (pickling the views would cut them loose
-        from ``params``).
-        """
+        """Return the constructor's arguments and trained state; buffers are rebuilt."""
         return _state.to_pickle(self)
 
     def __setstate__(self, state: dict) -> None:
@@ -211,7 +154,6 @@ class MLP:
             f"loss={self.loss_name!r}, dtype={self.dtype.name})"
         )
 
-    # --- training --------------------------------------------------------------------------------
     def fit(
         self,
         X: ArrayLike,
@@ -245,10 +187,7 @@ class MLP:
         n_jobs: int | None = None,
         parallel: str = "rows",
     ) -> MLP:
-        """Train for ``epochs`` passes over the data.
-
-        Online SGD by default (one update per sample); mini-batches, momentum, Adam, weight
-        decay and dropout on request.
+        """Train for ``epochs`` passes: online SGD by default, one update per sample.
 
         Parameters
         ----------
@@ -263,11 +202,11 @@ class MLP:
         shuffle : bool, default True
             Visit the samples in a new random order each epoch (else in the given order).
         seed : int or None
-            Seed of the shuffling (and of the ``validation_fraction`` split) for this call;
-            None continues the model's own random stream (seeded by the constructor's ``seed``).
+            Seed of this call's shuffling and ``validation_fraction`` split; None continues
+            the model's own stream.
         batch_size : int, default 1
-            Samples per update. Each update uses ``(1/B) sum_r w_r grad_r`` over the B samples
-            of the batch (the last batch of an epoch may be shorter).
+            Samples per update, ``(1/B) sum_r w_r grad_r`` (an epoch's last batch may be
+            shorter).
         optimizer : {"sgd", "adam"}, default "sgd"
         momentum : float in [0, 1), default 0
             SGD momentum, scikit-learn's form: ``v = momentum v - lr g``, ``p += v``.
@@ -277,62 +216,46 @@ class MLP:
             L2 weight decay on the weights (never the biases): ``g += alpha W`` per update
             (PyTorch's ``weight_decay``; scikit-learn's ``alpha`` is this times ``batch_size``).
         schedule : {"constant", "invscaling", "step", "adaptive"}, default "constant"
-            Learning rate per epoch: ``invscaling`` is ``lr / (t + 1)^power_t`` with t the
-            samples seen so far (scikit-learn's); ``step`` is ``lr * gamma^(epoch // step_size)``
-            (PyTorch's StepLR, epochs of this model counted from 0); ``adaptive`` divides lr by 5
-            whenever the monitored loss has not improved by ``tol`` for ``patience`` epochs
-            (10 if ``patience`` is None) and stops when lr would drop below 1e-6
-            (scikit-learn's).
+            Learning rate per epoch: ``invscaling`` ``lr / (t + 1)^power_t``, t the samples seen
+            (scikit-learn's); ``step`` ``lr * gamma^(epoch // step_size)`` (PyTorch's StepLR);
+            ``adaptive`` lr / 5 after ``patience`` (default 10) epochs without improvement by
+            ``tol``, stopping below 1e-6 (scikit-learn's).
         power_t, step_size, gamma : schedule parameters, defaults 0.5, 10, 0.1.
         beta1, beta2, epsilon : Adam's parameters, defaults 0.9, 0.999, 1e-8 (scikit-learn's
             and PyTorch's). Update ``p -= lr m_hat / (sqrt(v_hat) + epsilon)``.
         dropout : float in [0, 1), default 0
-            Inverted dropout on every hidden layer during training: each hidden activation is
-            zeroed with this probability and the others scaled by ``1 / (1 - dropout)``.
-            The masks are drawn inside the kernel from the model's own stream (seeded by the
-            constructor's ``seed``), so a run is reproducible. ``predict`` uses no dropout.
+            Inverted dropout on every hidden layer in training, masks drawn from the model's
+            own seeded stream (reproducible); ``predict`` uses none.
         sample_weight : array_like (n_samples,), optional
-            Non-negative weight per sample, multiplying its gradient (a weight of 2 counts the
-            sample twice in its batch's sum; 0 ignores it). The epoch loss in ``history_`` is
-            then the weighted mean.
+            Weights >= 0 multiplying each sample's gradient; ``history_``'s loss is then the
+            weighted mean.
         validation_data : (X_val, Y_val), optional
-            Evaluated after each epoch: ``history_["val_loss"]`` and, for sigmoid/softmax
-            outputs, ``history_["val_accuracy"]``.
+            Evaluated after each epoch: ``val_loss`` and, for sigmoid/softmax outputs,
+            ``val_accuracy`` in ``history_``.
         validation_fraction : float in [0, 1), default 0
-            Instead of ``validation_data``: hold out this fraction of the rows (at random,
-            from the shuffling stream) for validation.
+            Instead of ``validation_data``: hold out this fraction of the rows, at random.
         patience : int or None, default None
-            Early stopping: stop when the monitored loss (validation loss if there is
-            validation data, else the training loss) has not improved by more than ``tol``
-            for ``patience`` consecutive epochs (Keras' EarlyStopping). None: no early stopping.
+            Early stopping (Keras' EarlyStopping): stop when the validation loss (else the
+            training loss) has not improved by ``tol`` for ``patience`` epochs.
         tol : float >= 0, default 1e-4
         restore_best : bool, default True
-            With ``patience``: end with the parameters of the best epoch (the optimizer state
-            stays as it was at the end).
+            With ``patience``: end on the best epoch's parameters (optimizer state as at the end).
         callback : callable(epoch, logs), optional
-            Called after each epoch with its 0-based index and a dict of ``loss``, ``lr``,
-            ``samples_per_s`` and (with validation data) ``val_loss``, ``val_accuracy``.
-            Returning a true value stops training.
+            Called after each epoch with a dict of ``loss``, ``lr``, ``samples_per_s`` (and
+            ``val_loss``, ``val_accuracy``); a true return value stops training.
         progress : bool, default False
-            Show a progress bar per epoch (tqdm when installed, else a line per epoch on
-            stderr).
+            A progress bar per epoch (tqdm when installed, else a line on stderr).
         n_jobs : int or None, default None (= 1)
-            Threads for plain online SGD (``batch_size=1``, no momentum/Adam/decay/dropout/
-            sample weights); how they share the work is ``parallel``'s choice.
+            Threads, for plain online SGD only (``batch_size=1``, no momentum, Adam, decay,
+            dropout or sample weights).
         parallel : {"rows", "hogwild"}, default "rows"
-            ``"rows"``: exact online SGD, every sample in turn, with each hidden layer's rows
-            (units) split between the threads, which meet at a spin barrier between layers.
-            At most one thread per available core; a network without a hidden layer, or a
-            tiny one (``fastmlp._tiny.applies``) on its shape-specialised kernel, trains
-            serially. Deterministic; with one hidden layer the result is bit-identical to
-            ``n_jobs=1``, deeper networks differ by rounding (``W^T delta`` is summed in
-            per-thread parts). Pays off when the per-sample work (``~n_params``) is large
-            against the cost of a barrier: tens of thousands of weights and up.
-            ``"hogwild"``: Hogwild! (Niu et al. 2011): the threads each take a share of every
-            epoch's samples and update the one shared buffer without locks. Not
-            bit-reproducible (the interleaving varies from run to run); slow for dense layers,
-            whose updates make the cores fight over every cache line. On a divergence the whole
-            epoch is rolled back.
+            ``"rows"``: exact online SGD with each hidden layer's rows split between the
+            threads (at most one per core; nets without a hidden layer and tiny nets train
+            serially). Deterministic: bit-identical to ``n_jobs=1`` with one hidden layer,
+            within rounding with more. Pays off from tens of thousands of weights.
+            ``"hogwild"`` (Niu et al. 2011): each thread takes a share of the samples and
+            updates the shared parameters without locks; not reproducible run to run; a
+            diverging epoch is rolled back whole.
 
         Returns
         -------
@@ -342,15 +265,12 @@ class MLP:
         Raises
         ------
         ValueError, TypeError
-            On bad shapes, dtypes, non-finite values, labels out of range or bad settings; the
-            model is unchanged then.
+            On bad data or settings; the model is unchanged then.
         DivergenceError
-            If a loss or parameter becomes NaN/inf; the model keeps its last finite
-            parameters (from just before the offending update) and ``n_updates_`` counts the
-            updates it holds; ``history_`` has the finished epochs.
+            If a loss or parameter becomes NaN/inf; the model keeps the parameters from just
+            before that update, counted by ``n_updates_``.
         KeyboardInterrupt
-            Re-raised within a few ms of Ctrl-C; the model holds the parameters of a finished
-            update and ``n_updates_`` counts them.
+            Within a few ms of Ctrl-C, the model at a finished update, counted.
         """
         epochs = V.check_positive_int("epochs", epochs)
         lr = V.check_lr(lr, self.dtype)
@@ -386,19 +306,16 @@ class MLP:
     ) -> float:
         """Apply one online SGD update on one sample; return its loss (taken before the update).
 
-        Validated like ``fit`` (a fast path handles arrays that already have the model's dtype),
-        so a bad sample leaves the model unchanged. Always plain SGD: ``fit``'s optimizer
-        settings do not apply here. Runs the general kernel: on a tiny net, whose ``fit`` runs a
-        shape-specialised one (``fastmlp._tiny``), a ``step`` and a one-sample ``fit`` agree to
-        a few ulps, not always bit for bit.
+        Validated like ``fit``. Always plain SGD (``fit``'s optimizer settings do not apply).
+        On a tiny net, whose ``fit`` runs a shape-specialised kernel, a ``step`` and a
+        one-sample ``fit`` agree to a few ulps, not always bit for bit.
 
         Parameters
         ----------
         x : array_like (n_in,)
             The sample's input.
         y : array_like (n_out,), scalar or int
-            Its target: shape ``(n_out,)``, a scalar for one output, or an integer class label
-            for a softmax output.
+            Its target; a scalar for one output, an integer class label for softmax.
         lr : float, default 0.01
             Learning rate, > 0.
         sample_weight : float >= 0, optional
@@ -407,7 +324,7 @@ class MLP:
         Returns
         -------
         float
-            The sample's loss, taken before the update.
+            The sample's loss.
 
         Raises
         ------
@@ -425,10 +342,11 @@ class MLP:
         if sample_weight is not None:
             lr *= V.check_non_negative("sample_weight", sample_weight)
         dtype = self.dtype
-        if type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape:
-            x2 = x[None] if x.strides == self._unit_strides else self._sample_input(x)
+        fast = type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape
+        if fast and x.strides == self._unit_strides:
+            x2 = x[None]
         else:
-            x2 = self._sample_input(x)
+            x2 = V.check_x(x, self.layout.n_in, dtype)[None]
         if (
             type(y) is np.ndarray and y.dtype is dtype and y.shape == self._y_shape
             and self._y_unchecked and y.strides == self._unit_strides
@@ -460,18 +378,11 @@ class MLP:
             self._lr_key, self._lr_value = lr, self.dtype.type(lr)
         return self._lr_value
 
-    def _sample_input(self, x: ArrayLike) -> np.ndarray:
-        """One sample's input as a ``(1, n_in)`` C-contiguous array of the model's dtype."""
-        return V.check_x(x, self.layout.n_in, self.dtype)[None]
-
-    # --- persistence -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the model to ``path`` as ``.npz`` (no pickle), atomically.
 
-        A crash mid-save leaves the old file intact. Stores the layout, activations, loss,
-        dtype, parameters, update counts, ``history_``, the optimizer state and the shuffling
-        stream, so a loaded model resumes ``fit`` exactly. The format is documented in
-        ``fastmlp.persistence``.
+        A crash mid-save leaves the old file intact. Everything ``fit`` needs to resume exactly
+        is stored; the format is documented in ``fastmlp.persistence``.
 
         Parameters
         ----------
@@ -503,7 +414,6 @@ class MLP:
         """
         return persistence.load(cls, path)
 
-    # --- inference -------------------------------------------------------------------------------
     def predict(self, X: ArrayLike, n_jobs: int | None = None) -> np.ndarray:
         """Compute the network's outputs ``(n_samples, n_out)`` in the model's dtype.
 
@@ -512,10 +422,8 @@ class MLP:
         X : array_like (n_samples, n_in)
             Inputs; converted once to a C-contiguous array of the model's dtype.
         n_jobs : int or None, default None
-            Threads over blocks of rows (the kernel releases the GIL; results are identical to
-            one thread's). ``None`` uses every core this process may run on (its affinity mask)
-            when the input is large (more than ~4 million multiply-adds,
-            ``fastmlp.tuning.PARALLEL_PREDICT_WORK``) and one thread otherwise.
+            Threads over blocks of rows (results identical to one thread's). ``None``: every
+            available core for large inputs (``fastmlp.tuning.PARALLEL_PREDICT_WORK``).
 
         Returns
         -------
@@ -549,11 +457,7 @@ class MLP:
                 "predict_classes needs a sigmoid or softmax output; this network's output is "
                 "'identity' (regression): use predict."
             )
-        out = self.predict(X)
-        if self.output == "softmax":
-            return np.argmax(out, axis=1)
-        classes = (out >= 0.5).astype(np.int64)
-        return classes[:, 0] if self.layout.n_out == 1 else classes
+        return _inference.classes(self, self.predict(X))
 
     def loss(self, X: ArrayLike, Y: ArrayLike) -> float:
         """Compute the mean per-sample loss over ``(X, Y)``.
@@ -592,10 +496,4 @@ class MLP:
         x2 = V.check_x(x, self.layout.n_in, self.dtype)[None]
         # check_target has checked that y is finite
         y2 = V.check_target(y, self.layout.n_out, self.output, self.loss_name, self.dtype)
-        n_units = self.layout.n_units
-        zs, acts, deltas = (work_buffer(n_units, self.dtype) for _ in range(3))
-        grad = work_buffer(self.n_params, self.dtype)
-        K.sample_gradient(
-            self._params, self._args.meta, self._args.loss_code, x2, y2, 0, zs, acts, deltas, grad
-        )
-        return grad
+        return _inference.sample_gradient(self, x2, y2)
