@@ -15,6 +15,7 @@ per-sample losses; ``strategy`` picks one for a ``fit`` call.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,10 +58,10 @@ def strategy(
         unsplit = net.layout.n_layers == 1 or net._tiny_kernel() is not None
         n_jobs = 1 if unsplit else min(n_jobs, tuning.available_cores())
     if n_jobs > 1 and parallel == "rows":
-        return lambda X, Y, order, lr, epoch: rows(net, X, Y, order, lr, epoch, n_jobs)
+        return functools.partial(rows, net, n_jobs)
     if n_jobs > 1:
-        return lambda X, Y, order, lr, epoch: hogwild(net, X, Y, order, lr, epoch, n_jobs)
-    return lambda X, Y, order, lr, epoch: serial(net, X, Y, weights, order, lr, settings, epoch)
+        return functools.partial(hogwild, net, n_jobs)
+    return functools.partial(serial, net, weights, settings)  # (a C call, cheaper than a lambda)
 
 
 def chunk_samples(net: MLP) -> int:
@@ -70,12 +71,12 @@ def chunk_samples(net: MLP) -> int:
 
 def serial(
     net: MLP,
+    weights: np.ndarray | None,
+    settings: optim.Settings,
     X: np.ndarray,
     Y: np.ndarray,
-    weights: np.ndarray | None,
     order: np.ndarray,
     lr: float,
-    settings: optim.Settings,
     epoch: int,
 ) -> np.ndarray:
     """One epoch over ``X[order]`` in chunks of kernel calls; returns per-sample losses.
@@ -178,7 +179,7 @@ def _rewind_and_raise(
 
 
 def rows(
-    net: MLP, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int, n_jobs: int
+    net: MLP, n_jobs: int, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int
 ) -> np.ndarray:
     """One epoch of row-parallel online SGD (``K.train_epoch_rows``) on ``n_jobs`` threads:
     this thread is rank 0, a pool runs the others. In chunks of kernel calls, like
@@ -240,7 +241,7 @@ def rows(
 
 
 def hogwild(
-    net: MLP, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int, n_jobs: int
+    net: MLP, n_jobs: int, X: np.ndarray, Y: np.ndarray, order: np.ndarray, lr: float, epoch: int
 ) -> np.ndarray:
     """One Hogwild epoch: ``n_jobs`` threads, each running the plain SGD kernel over its
     share of ``order`` (in chunks, so Ctrl-C stops them within a chunk), all writing the

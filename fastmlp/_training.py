@@ -162,28 +162,32 @@ def run(
     parameters."""
     X, Y, weights, X_val, Y_val = data
     adaptive = settings.schedule == "adaptive"
-    monitor = Monitor(stopping, adaptive, settings.lr, X_val is not None)
-    watching = monitor.patience is not None
+    lr = settings.lr
+    # built only when something is monitored: fit's per-call overhead matters in loops
+    watching = stopping.patience is not None or adaptive
+    monitor = Monitor(stopping, adaptive, lr, X_val is not None) if watching else None
     bar = Progress(epochs, X.shape[0]) if stopping.progress else None
     try:
         for epoch in range(epochs):
             if not adaptive:
-                monitor.lr = optim.scheduled_lr(
-                    settings, len(net.history_["loss"]), net.n_samples_seen_
-                )
+                lr = optim.scheduled_lr(settings, len(net.history_["loss"]), net.n_samples_seen_)
             order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
             started = time.perf_counter()
-            losses = run_epoch(X, Y, order, monitor.lr, epoch)
+            losses = run_epoch(X, Y, order, lr, epoch)
             seconds = time.perf_counter() - started
-            logs = _epoch_logs(net, losses, weights, order, monitor.lr, seconds, X_val, Y_val)
+            logs = _epoch_logs(net, losses, weights, order, lr, seconds, X_val, Y_val)
             if bar is not None:
                 bar.update(epoch, logs)
             callback = stopping.callback
             stop = bool(callback(epoch, dict(logs))) if callback is not None else False
-            if (watching and monitor.stop_after(logs, net._params)) or stop:
+            if monitor is not None:
+                monitor.lr = lr
+                stop = monitor.stop_after(logs, net._params) or stop
+                lr = monitor.lr  # the adaptive schedule may have lowered it
+            if stop:
                 break
     finally:
         if bar is not None:
             bar.close()
-    if monitor.best_params is not None:
+    if monitor is not None and monitor.best_params is not None:
         net._params[...] = monitor.best_params
