@@ -325,12 +325,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
-
-    return bench.main(args.bench_args)
-
-
 # --- parser ------------------------------------------------------------------------------------
 def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", help="layer sizes, e.g. 64,32,10 (default: inferred)")
@@ -376,9 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model")
     info.set_defaults(func=cmd_info)
-    bench = sub.add_parser("bench", help="the speed comparison table (fastmlp.bench)")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=cmd_bench)
+    # listed for --help only: main() hands everything after "bench" to fastmlp.bench's own
+    # parser (a REMAINDER argument here would not take options such as --nets)
+    sub.add_parser("bench", help="the speed comparison table (fastmlp.bench)", add_help=False)
     return parser
 
 
@@ -400,14 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train", "predict", "evaluate", "info", "bench", "-h", "--help"}
     if not argv or argv[0] not in commands:
         argv = ["train", *argv]  # the main job
-    if argv[0] == "bench" and argv[1:2] not in (["-h"], ["--help"]):
-        # argparse's REMAINDER does not take options (--nets ...) after a subcommand: hand
-        # them to the bench's own parser directly
-        from . import bench
-
-        return bench.main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = None if argv[0] == "bench" else build_parser().parse_args(argv)
     try:
+        if args is None:
+            from . import bench
+
+            return bench.main(argv[1:])
         return args.func(args)
     except (CLIError, ValueError, TypeError, DivergenceError, OSError) as exc:
         print(f"fastmlp: error: {exc}", file=sys.stderr)
