@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _kernel_args as KA
 from . import _kernels as K
 from . import optim, tuning
 from .errors import DivergenceError
@@ -54,13 +55,13 @@ def strategy(
             f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
             "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
         )
-    if n_jobs > 1 and parallel == "rows":
+    if n_jobs > 1 and parallel == "hogwild":
+        return functools.partial(hogwild, net, n_jobs)
+    if n_jobs > 1:  # rows
         unsplit = net.layout.n_layers == 1 or net._tiny_kernel() is not None
         n_jobs = 1 if unsplit else min(n_jobs, tuning.available_cores())
-    if n_jobs > 1 and parallel == "rows":
-        return functools.partial(rows, net, n_jobs)
     if n_jobs > 1:
-        return functools.partial(hogwild, net, n_jobs)
+        return functools.partial(rows, net, n_jobs)
     return functools.partial(serial, net, weights, settings)  # (a C call, cheaper than a lambda)
 
 
@@ -256,7 +257,7 @@ def hogwild(
     kargs = net._args
 
     def work(i: int) -> None:
-        units = [work_buffer(net.layout.n_units, net.dtype) for _ in range(3)]
+        units = KA.unit_buffers(net.layout, net.dtype)  # this thread's zs, acts, deltas
         for start in range(int(bounds[i]), int(bounds[i + 1]), chunk):
             if stop.is_set():
                 return

@@ -102,18 +102,18 @@ class Monitor:
     (scikit-learn's: lr / 5 on a plateau), watching the validation loss if there is validation
     data, else the training loss."""
 
-    __slots__ = ("stopping", "adaptive", "lr", "has_val", "patience", "best", "wait", "best_params")
+    __slots__ = ("stopping", "adaptive", "has_val", "patience", "best", "wait", "best_params")
 
-    def __init__(self, stopping: Stopping, adaptive: bool, lr: float, has_val: bool) -> None:
-        self.stopping, self.adaptive, self.lr, self.has_val = stopping, adaptive, lr, has_val
-        self.patience = stopping.patience or (10 if adaptive else None)
+    def __init__(self, stopping: Stopping, adaptive: bool, has_val: bool) -> None:
+        self.stopping, self.adaptive, self.has_val = stopping, adaptive, has_val
+        self.patience = stopping.patience or 10  # the adaptive schedule's default
         self.best, self.wait = math.inf, 0
         self.best_params: np.ndarray | None = None
 
-    def stop_after(self, logs: dict[str, float], params: np.ndarray) -> bool:
-        """Take an epoch's ``logs``; True when training should stop (``self.lr`` may drop)."""
-        if self.patience is None:
-            return False
+    def after_epoch(
+        self, logs: dict[str, float], params: np.ndarray, lr: float
+    ) -> tuple[bool, float]:
+        """Take an epoch's ``logs``; return whether to stop, and the next epoch's lr."""
         monitored = logs["val_loss"] if self.has_val else logs["loss"]
         if monitored < self.best - self.stopping.tol:
             self.best, self.wait = monitored, 0
@@ -122,12 +122,12 @@ class Monitor:
         else:
             self.wait += 1
         if self.wait < self.patience:
-            return False
+            return False, lr
         if not self.adaptive:
-            return True
+            return True, lr
         self.wait = 0
-        self.lr /= optim.ADAPTIVE_DIVISOR
-        return self.lr < optim.ADAPTIVE_MIN_LR
+        lr /= optim.ADAPTIVE_DIVISOR
+        return lr < optim.ADAPTIVE_MIN_LR, lr
 
 
 def _epoch_logs(net: MLP, losses, weights, order, lr, seconds, X_val, Y_val) -> dict[str, float]:
@@ -165,7 +165,7 @@ def run(
     lr = settings.lr
     # built only when something is monitored: fit's per-call overhead matters in loops
     watching = stopping.patience is not None or adaptive
-    monitor = Monitor(stopping, adaptive, lr, X_val is not None) if watching else None
+    monitor = Monitor(stopping, adaptive, X_val is not None) if watching else None
     bar = Progress(epochs, X.shape[0]) if stopping.progress else None
     try:
         for epoch in range(epochs):
@@ -181,9 +181,8 @@ def run(
             callback = stopping.callback
             stop = bool(callback(epoch, dict(logs))) if callback is not None else False
             if monitor is not None:
-                monitor.lr = lr
-                stop = monitor.stop_after(logs, net._params) or stop
-                lr = monitor.lr  # the adaptive schedule may have lowered it
+                stop_now, lr = monitor.after_epoch(logs, net._params, lr)  # adaptive: lr / 5
+                stop = stop_now or stop
             if stop:
                 break
     finally:

@@ -160,9 +160,12 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
     if n_updates < 0 or n_samples_seen < 0:
         raise bad("n_updates or n_samples_seen is negative")
     history = _read_history(arrays["history"], version, bad)
-    fresh = _state.capture(model)  # version 1 files have no optimizer state: a fresh one
-    optimizer = _read_optimizer_state(model, arrays, bad) if version >= 2 else (
-        fresh.optimizer, fresh.velocity, fresh.moment2, fresh.powers, fresh.dropout_rng)
+    if version >= 2:
+        optimizer = _read_optimizer_state(model, arrays, bad)
+    else:  # version 1 files have no optimizer state: the new model's fresh one
+        fresh = _state.capture(model)
+        optimizer = (fresh.optimizer, fresh.velocity, fresh.moment2, fresh.powers,
+                     fresh.dropout_rng)  # fmt: skip
     try:
         model._rng.bit_generator.state = json.loads(str(arrays["rng_state"]))  # checks it
     except (ValueError, TypeError, KeyError) as exc:
