@@ -17,7 +17,8 @@ Contents, in file order
 6. The fused online-SGD epoch: ``train_epoch`` (layer 0's inputs staged by ``_stage_input``).
 7. Many rows, no update: ``predict_batch``, ``loss_batch`` (``PREDICT_BLOCK`` rows a pass).
 8. The benchmark's yardstick: ``one_pass_bound``.
-9. The streaming step with rollback: ``sgd_step_if_finite``.
+9. The streaming step with rollback: ``sgd_step_if_finite``, and the one-call-per-event
+   ``stream_step`` and ``predict_rows_if_finite`` of ``MLP.step`` / ``MLP.predict``.
 10. The general epoch: ``train_epoch_opt`` (mini-batches, momentum/Nesterov, Adam, weight
     decay, sample weights, dropout from a SplitMix64 stream).
 11. The row-parallel epoch: ``train_epoch_rows`` and its spin barrier (``_barrier``,
@@ -838,6 +839,49 @@ def sgd_step_if_finite(params, backup, meta, loss_code, X, Y, r, lr, zs, acts, d
             params[p] = backup[p]
         return zs.dtype.type(np.nan)
     return loss
+
+
+@jit
+def stream_step(params, backup, meta, loss_code, X, Y, label, lr, zs, acts, deltas, out):
+    """The per-event update of ``MLP.step`` / ``test_then_train``: one kernel call per event.
+
+    ``label >= 0`` (a softmax output's class, in range: the caller checked) first writes its
+    one-hot row into ``Y[0]`` (a buffer of the model's), so no target is built in Python. Then
+    ``sgd_step_if_finite`` on sample 0, returning NaN with ``params`` untouched also when a
+    target of binary cross-entropy or cross-entropy lies outside [0, 1] (the range check of the
+    general validation, done here on one row instead of by NumPy reductions). When ``out`` has
+    ``n_out`` entries, the output of the forward pass (made before the update) is copied there.
+    """
+    if label >= 0:
+        for k in range(Y.shape[1]):
+            Y[0, k] = Y.dtype.type(0.0)
+        Y[0, label] = Y.dtype.type(1.0)
+    elif loss_code == BINARY_CROSS_ENTROPY or loss_code == CROSS_ENTROPY:
+        ok = True
+        for k in range(Y.shape[1]):
+            ok &= Y[0, k] >= Y.dtype.type(0.0)
+            ok &= Y[0, k] <= Y.dtype.type(1.0)
+        if not ok:
+            return zs.dtype.type(np.nan)
+    loss = sgd_step_if_finite(params, backup, meta, loss_code, X, Y, 0, lr, zs, acts, deltas)
+    if out.shape[0] != 0:
+        last = meta.shape[0] - 1
+        u = meta[last, OUT_OFF]
+        for k in range(meta[last, N_OUT]):
+            out[k] = acts[u + k]
+    return loss
+
+
+@jit
+def predict_rows_if_finite(params, meta, X, out, work):
+    """``predict_batch`` of X into ``out`` if every entry of X is finite; returns the number of
+    non-finite entries (0: ``out`` is filled). ``work`` holds ``zs`` then ``acts``
+    (``2 * PREDICT_BLOCK * n_units``): one dispatch, one buffer, for the one-row ``predict``."""
+    n_bad = count_nonfinite(X.reshape(-1))
+    if n_bad == 0:
+        half = np.uint64(work.shape[0]) // np.uint64(2)
+        predict_batch(params, meta, X, out, work[:half], work[half:])
+    return n_bad
 
 
 # --- Training with optimizer state: momentum, Adam, weight decay, mini-batches, dropout --------

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _epochs, _inference, _state, _tiny, _training, optim, persistence
+from . import _epochs, _inference, _state, _streaming, _tiny, _training, optim, persistence
 from . import _kernels as K
 from . import _validation as V
 from ._kernel_args import KernelArgs
-from .errors import DivergenceError
 from .layout import Layout, work_buffer
 
 __all__ = ["MLP"]
@@ -101,13 +99,7 @@ class MLP:
         self.history_: dict[str, list[float]] = _state.new_history()
         self.n_updates_ = 0
         self.n_samples_seen_ = 0
-        # for step()'s fast path
-        self._x_shape, self._y_shape = (lay.n_in,), (lay.n_out,)
-        self._unit_strides = (self.dtype.itemsize,)
-        self._y_unchecked = loss in ("mse", "mae")  # the others need a range check of y
-        self._lr_is_float = self.dtype == np.float64  # a Python float is typed float64
-        self._lr_max = float(np.finfo(self.dtype).max)
-        self._lr_key, self._lr_value = math.nan, self.dtype.type(math.nan)
+        self._events = _streaming.EventBuffers(self)  # step's and predict's per-event paths
         self._optimizer_state = optim.OptimizerState(lay.n_params, self.dtype, seed)
 
     @property
@@ -334,49 +326,44 @@ class MLP:
             If the loss is not finite or the update would make a parameter NaN/inf; the update
             is rolled back.
         """
-        # Fast path (this is the streaming API, called once per sample): arrays that already
-        # have the model's dtype and shape skip the general conversion; finiteness of x and y
-        # is checked inside the kernel, which then updates nothing and returns NaN.
-        if type(lr) is not float or not 0.0 < lr < self._lr_max:
-            lr = V.check_lr(lr, self.dtype)
-        if sample_weight is not None:
-            lr *= V.check_non_negative("sample_weight", sample_weight)
-        dtype = self.dtype
-        fast = type(x) is np.ndarray and x.dtype is dtype and x.shape == self._x_shape
-        if fast and x.strides == self._unit_strides:
-            x2 = x[None]
-        else:
-            x2 = V.check_x(x, self.layout.n_in, dtype)[None]
-        if (
-            type(y) is np.ndarray and y.dtype is dtype and y.shape == self._y_shape
-            and self._y_unchecked and y.strides == self._unit_strides
-        ):  # fmt: skip
-            y2 = y[None]
-        else:
-            y2 = V.check_target(y, self.layout.n_out, self.output, self.loss_name, self.dtype)
-        args = self._args
-        loss = K.sgd_step_if_finite(
-            self._params, args.backup, args.meta, args.loss_code, x2, y2, 0,
-            self._typed_lr(lr), args.zs, args.acts, args.deltas,
-        )  # fmt: skip
-        if loss != loss:  # NaN: nothing was updated
-            V.check_finite("x", x2[0])
-            V.check_finite("y", y2[0])
-            raise DivergenceError(0, 0, 0, lr, 1, streaming=True)
-        self.n_updates_ += 1
-        self.n_samples_seen_ += 1
-        return float(loss)
+        return _streaming.update(self, x, y, lr, sample_weight, None)
 
-    def _typed_lr(self, lr: float) -> float | np.floating:
-        """Return ``lr`` in the model's dtype (a Python float is typed float64 by Numba).
+    def test_then_train(
+        self, x: ArrayLike, y: ArrayLike, lr: float = 0.01, sample_weight: float | None = None
+    ) -> np.ndarray:
+        """Predict one sample, then learn from it: prequential (test-then-train) learning.
 
-        The last conversion is cached, since a stream of ``step`` calls usually repeats one lr.
+        Returns what ``predict(x[None])[0]`` would have returned before the update, and applies
+        ``step(x, y, lr, sample_weight)``, with one forward pass for both. Validated and rolled
+        back like ``step``. The prediction is the forward pass of the update; it equals
+        ``predict``'s to rounding (``predict`` sums in blocks of rows, in another order).
+
+        Parameters
+        ----------
+        x : array_like (n_in,)
+            The sample's input.
+        y : array_like (n_out,), scalar or int
+            Its target, as ``step`` takes it.
+        lr : float, default 0.01
+            Learning rate, > 0.
+        sample_weight : float >= 0, optional
+            Scales the sample's gradient.
+
+        Returns
+        -------
+        ndarray (n_out,)
+            The network's output for ``x`` before the update, in the model's dtype.
+
+        Raises
+        ------
+        ValueError, TypeError
+            On a bad sample or learning rate; the model is unchanged then.
+        DivergenceError
+            If the update diverges; it is rolled back.
         """
-        if self._lr_is_float:
-            return lr
-        if lr != self._lr_key:
-            self._lr_key, self._lr_value = lr, self.dtype.type(lr)
-        return self._lr_value
+        out = np.empty(self.layout.n_out, self.dtype)
+        _streaming.update(self, x, y, lr, sample_weight, out)
+        return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the model to ``path`` as ``.npz`` (no pickle), atomically.
@@ -430,6 +417,8 @@ class MLP:
         ndarray (n_samples, n_out)
             The outputs, in the model's dtype.
         """
+        if n_jobs is None and _streaming.is_row(self._events, X):
+            return _streaming.predict_row(self, X)  # one event: one kernel call
         X = V.check_X(X, self.layout.n_in, self.dtype, finite=False)  # scanned in threads
         return _inference.predict(self, X, n_jobs)
 
