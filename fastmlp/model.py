@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -13,6 +14,9 @@ from . import _kernels as K
 from . import _validation as V
 from ._kernel_args import KernelArgs
 from .layout import Layout, work_buffer
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["MLP"]
 
@@ -400,6 +404,30 @@ class MLP:
             If there is no file at ``path``.
         """
         return persistence.load(cls, path)
+
+    def to_onnx(
+        self, path: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> onnx.ModelProto:
+        """Export the network as an ONNX model (needs the ``onnx`` extra).
+
+        Parameters
+        ----------
+        path : str or os.PathLike or None, default None
+            Where to write the ``.onnx`` file (atomically); ``None`` writes nothing.
+        **kwargs
+            ``fastmlp.export.to_onnx``'s keyword arguments: ``dtype``, ``input_name``,
+            ``feature_names``, ``class_names``, ``input_mean``, ``input_scale``,
+            ``input_fill``, ``target_mean``, ``target_scale``, ``opset``.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The checked model: input ``input`` ``(N, n_in)``, outputs ``output`` (``predict``)
+            and, for sigmoid/softmax outputs, ``label`` (``predict_classes`` or class names).
+        """
+        from . import export
+
+        return export.to_onnx(self, path, **kwargs)
 
     def predict(self, X: ArrayLike, n_jobs: int | None = None) -> np.ndarray:
         """Compute the network's outputs ``(n_samples, n_out)`` in the model's dtype.

@@ -386,3 +386,37 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
+
+    # --- conversion (fastmlp/sklearn/_convert.py) ------------------------------------------------
+    def to_sklearn(self):
+        """A fitted ``sklearn.neural_network`` MLP of the same class, with these weights.
+
+        Returns
+        -------
+        sklearn.neural_network.MLPClassifier or MLPRegressor
+            Predicts as this estimator does (to rounding); hyperparameters, ``classes_`` and
+            the training curve are copied, the optimiser's state is not.
+        """
+        from ._convert import to_sklearn
+
+        return to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, sk_model, dtype=None):
+        """Build a fitted estimator from a fitted ``sklearn.neural_network`` MLP.
+
+        Parameters
+        ----------
+        sk_model : sklearn.neural_network.MLPClassifier or MLPRegressor
+            Fitted, of the same kind as ``cls`` (a ``loss="poisson"`` regressor is refused).
+        dtype : float32 or float64 or None, default None
+            The estimator's dtype; ``None``: that of ``sk_model.coefs_``.
+
+        Returns
+        -------
+        MLPClassifier or MLPRegressor
+            Predicts as ``sk_model`` does (to rounding); ``partial_fit`` continues from it.
+        """
+        from ._convert import from_sklearn
+
+        return from_sklearn(cls, sk_model, dtype)
