@@ -32,7 +32,7 @@ from .layout import work_buffer
 if TYPE_CHECKING:
     from .model import MLP
 
-__all__ = ["chunk_samples", "hogwild", "rows", "serial", "strategy"]
+__all__ = ["chunk_samples", "hogwild", "rows", "run_kernel", "serial", "strategy"]
 
 # (X, Y, order, lr, epoch) -> the epoch's per-sample losses
 EpochRunner = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], np.ndarray]
@@ -113,7 +113,7 @@ def serial(
             snapshot = None if plain else state.snapshot()
             losses[stop - 1] = -1.0  # sentinel: a finished call writes a loss >= 0
             pending = -(-(stop - start) // batch)
-            _run_kernel(net, plain, X, Y, order[start:stop], args, losses[start:stop])
+            run_kernel(net, plain, X, Y, order[start:stop], args, losses[start:stop])
             net.n_updates_ += pending
             net.n_samples_seen_ += stop - start
             pending = 0
@@ -131,7 +131,7 @@ def serial(
     return losses
 
 
-def _run_kernel(net: MLP, plain: bool, X, Y, order, args, losses) -> None:
+def run_kernel(net: MLP, plain: bool, X, Y, order, args, losses) -> None:
     """One call of the training kernel over ``X[order]`` (``args``: see ``serial``)."""
     kargs = net._args
     if plain:
@@ -166,7 +166,7 @@ def _rewind_and_raise(
         before[...] = net._params
         saved = None if plain else state.snapshot()
         end = min(t + batch, stop)
-        _run_kernel(net, plain, X, Y, order[t:end], args, losses[t:end])
+        run_kernel(net, plain, X, Y, order[t:end], args, losses[t:end])
         if K.count_nonfinite(losses[t:end]) or K.count_nonfinite(net._params):
             net._params[...] = before
             if not plain:

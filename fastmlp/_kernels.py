@@ -23,7 +23,7 @@ Contents, in file order
     decay, sample weights, dropout from a SplitMix64 stream).
 11. The row-parallel epoch: ``train_epoch_rows`` and its spin barrier (``_barrier``,
     acquire/release intrinsics).
-12. Utilities: ``count_nonfinite``, ``one_hot``.
+12. Utilities: ``count_nonfinite``, ``sum_sq_weights``, ``one_hot``.
 
 Buffers (all 1-D, C-contiguous, of the model's float dtype unless said otherwise)
 ---------------------------------------------------------------------------------
@@ -1245,6 +1245,19 @@ def count_nonfinite(a):
     for i in range(a.shape[0]):
         count += not np.isfinite(a[i])
     return count
+
+
+@jit
+def sum_sq_weights(params, meta):
+    """``sum_l ||W_l||^2`` over every layer's weights (not the biases), in float64: the L2
+    penalty of scikit-learn's loss, in one call instead of one NumPy dot per layer."""
+    total = 0.0
+    for l in range(meta.shape[0]):
+        w = meta[l, W_OFF]
+        for i in range(meta[l, N_IN] * meta[l, N_OUT]):
+            v = np.float64(params[w + i])
+            total += v * v
+    return total
 
 
 @jit

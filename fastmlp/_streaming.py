@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _epochs, optim
 from . import _kernels as K
 from . import _validation as V
 from .errors import DivergenceError
@@ -24,7 +25,7 @@ from .layout import work_buffer
 if TYPE_CHECKING:
     from .model import MLP
 
-__all__ = ["EventBuffers", "predict_row", "update"]
+__all__ = ["EventBuffers", "fit_row", "is_row", "predict_row", "update"]
 
 # Scalar types taken as they are: integers as class labels (softmax) or as the one target, and
 # reals as the one target. NumPy's scalars are what iterating over an array gives.
@@ -137,3 +138,60 @@ def predict_row(net: MLP, X: np.ndarray) -> np.ndarray:
     if K.predict_rows_if_finite(net._params, net._args.meta, X, out, work):
         V.check_finite("X", X)
     return out
+
+
+_FIRST_ROW = np.zeros(1, np.int64)  # the visiting order of a one-row epoch
+
+
+def fit_row(
+    net: MLP,
+    X: np.ndarray,
+    Y: np.ndarray,
+    settings: optim.Settings,
+    lr: float,
+    arrays: tuple[np.ndarray, np.ndarray],
+) -> float:
+    """``net.fit(X, Y, epochs=1, lr=lr, ...)`` with ``settings`` on one validated row (X and
+    Y finite, Y in the loss's range), without ``fit``'s epoch loop; returns the row's loss.
+
+    The same kernel call as ``fit``'s (shuffling one row draws no random number), the same
+    counters, the same state; no ``history_`` entry. ``arrays`` are
+    ``settings.kernel_arrays(net.dtype, lr)``, which the caller keeps. A non-finite result is
+    undone and the row replayed by ``fit``'s own epoch runner, which raises its
+    ``DivergenceError``. (The scikit-learn estimators' one-row ``partial_fit``.)
+    """
+    kargs, state = net._args, net._optimizer_state
+    plain = settings.is_plain_sgd
+    kargs.backup[...] = net._params
+    if plain:
+        args: tuple = (net.dtype.type(lr),)
+        snapshot = None
+    else:
+        state.prepare(settings.optimizer)
+        snapshot = state.snapshot()
+        args = (_one_weight(net.dtype), *arrays, state.powers, state.velocity, state.moment2,
+                kargs.gradient_workspace(), state.rng, kargs.xin, kargs.mask)  # fmt: skip
+    losses = np.empty(1, net.dtype)
+    losses[0] = -1.0  # sentinel: a finished kernel call writes a loss >= 0
+    try:
+        _epochs.run_kernel(net, plain, X, Y, _FIRST_ROW, args, losses)
+    finally:  # Ctrl-C may surface just after the call returned: count what ran
+        if losses[0] != -1.0:
+            net.n_updates_ += 1
+            net.n_samples_seen_ += 1
+    if K.count_nonfinite(losses) or K.count_nonfinite(net._params):
+        net._params[...] = kargs.backup
+        net.n_updates_ -= 1
+        net.n_samples_seen_ -= 1
+        if snapshot is not None:
+            state.restore(snapshot)
+        _epochs.serial(net, None, settings, X, Y, _FIRST_ROW, lr, 0)  # raises
+    return float(losses[0])
+
+
+_ONES = {np.dtype(np.float64): np.ones(1), np.dtype(np.float32): np.ones(1, np.float32)}
+
+
+def _one_weight(dtype: np.dtype) -> np.ndarray:
+    """The sample weights ``(1,)`` of an unweighted row (read only by the kernel)."""
+    return _ONES[dtype]

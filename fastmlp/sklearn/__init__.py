@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _docs
+from . import _docs, _online
 from ._base import _BaseMLP
 from ._deps import (
     ClassifierMixin,
@@ -30,6 +30,7 @@ from ._deps import (
     r2_score,
     type_of_target,
 )
+from ._target import TargetScaler
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -155,6 +156,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self : MLPClassifier
             The updated estimator.
         """
+        if sample_weight is None and _online.partial_fit_row(self, X, y, classes):
+            return self  # one row of a known label: no general validation (see _online)
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         if not hasattr(self, "classes_"):
@@ -170,7 +173,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 f"`classes={classes!r}` is not the same as on the first call to partial_fit "
                 f"(`classes_={self.classes_!r}`)."
             )
-        return self._fit(X, y, sample_weight, incremental=True)
+        self._fit(X, y, sample_weight, incremental=True)
+        if classes is not None and self._row_path is not None:
+            self._row_path.classes_arg = classes  # checked: the same object passes next time
+        return self
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted labels.
@@ -185,7 +191,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
             Labels (multilabel: an indicator matrix).
         """
-        return self._labels(self._forward(X))
+        out = self._forward(X)
+        path = self.__dict__.get("_row_path")
+        if out.shape[0] == 1 and path is not None:
+            return path.label_of(out)  # one row: its label without LabelBinarizer's overhead
+        return self._labels(out)
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities.
@@ -235,12 +245,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Identity output with the squared error (fastmlp's ``mse``: half the squared error summed
     over outputs, so gradients match scikit-learn's; ``loss_curve_`` is ``n_outputs`` times
     scikit-learn's, which averages over outputs). ``y`` may have several columns; a 1-D ``y``
-    gives 1-D predictions.
+    gives 1-D predictions. Targets are standardised for training (``normalize_y``).
     """
 
     __doc__ = (
         (__doc__ or "")
         + _docs.PARAMETERS
+        + _docs.REGRESSOR_PARAMETERS
         + _docs.ATTRIBUTES
         + _docs.NOTES
         + """
@@ -256,11 +267,67 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
     )
 
+    def __init__(
+        self,
+        hidden_layer_sizes: int | tuple[int, ...] = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "sgd",
+        alpha: float = 0.0001,
+        batch_size: int | str = 1,
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: int | np.random.RandomState | None = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        dtype: type = np.float64,
+        normalize_y: bool = True,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, dtype=dtype,
+        )  # fmt: skip
+        self.normalize_y = normalize_y
+
     def _output_and_loss(self) -> tuple[str, str]:
         return "identity", "mse"
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.normalize_y, bool | np.bool_):
+            raise TypeError(f"normalize_y must be a bool, got {self.normalize_y!r}.")
+
+    def _scaler(self) -> TargetScaler:
+        """The target scaling (an identity one for a net built elsewhere: ``from_sklearn``)."""
+        scaler = self.__dict__.get("_target_scaler")
+        if scaler is None or len(scaler.mean_) != self.n_outputs_:
+            scaler = self._target_scaler = TargetScaler(self.n_outputs_, self.net_.dtype)
+        return scaler
+
+    def _output_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        scaler = self._scaler()
+        return None if scaler.identity else (scaler.mean_, scaler.scale_)
+
     def _validation_score(self, X: np.ndarray, y: np.ndarray, sw: np.ndarray | None) -> float:
-        return float(r2_score(y, self._shape_output(self.net_.predict(X)), sample_weight=sw))
+        out = self._scaler().inverse(self.net_.predict(X))
+        return float(r2_score(y, self._shape_output(out), sample_weight=sw))
 
     def _shape_output(self, out: np.ndarray) -> np.ndarray:
         """The network's outputs ``(n_samples, n_outputs_)``, made 1-D for one output."""
@@ -272,11 +339,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X, y = self._validate_fit_data(X, y, reset=first, y_numeric=True)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
+        Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)  # scaled from y's own values
         if first:
             self._initialize(X.shape[1], Y.shape[1])
+            self._target_scaler = TargetScaler(Y.shape[1], self.net_.dtype)
+            self._target_scaler.reset(Y, self.normalize_y)
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs, but the model has {self.n_outputs_}.")
+        else:
+            self._scaler().update(Y, self.net_, [self._best_params], self.normalize_y)
+        Y = np.ascontiguousarray(self._scaler().transform(Y), dtype=X.dtype)
         self._run_epochs(X, Y, y, sample_weight, incremental)
         return self
 
@@ -320,6 +392,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self : MLPRegressor
             The updated estimator.
         """
+        if sample_weight is None and _online.partial_fit_row(self, X, y, None):
+            return self  # one finite row: no general validation (see _online)
         return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -335,7 +409,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predictions (1-D for a single output), in the model's dtype.
         """
-        return self._shape_output(self._forward(X))
+        out = self._forward(X)  # checks that the estimator is fitted
+        return self._shape_output(self._scaler().inverse(out))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

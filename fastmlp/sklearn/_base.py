@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import _kernels as K
 from .. import _validation as V
 from ..model import MLP
 from ..optim import ADAPTIVE_DIVISOR, ADAPTIVE_MIN_LR, OPTIMIZERS
+from . import _online
 from ._deps import (
     BaseEstimator,
     ClassifierMixin,
@@ -279,24 +281,9 @@ class _BaseMLP(BaseEstimator):
         try:
             for _ in range(self.max_iter):
                 self.net_.fit(X, Y, epochs=1, lr=self._lr, shuffle=self.shuffle, **fit_kw)
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                # scikit-learn's loss includes 0.5 * alpha * ||W||^2 / batch_size per batch
-                # (here with the weights at the end of the epoch)
-                penalty = sum(float(np.dot(w.ravel(), w.ravel())) for w in self.net_.weights)
-                loss = float(self.net_.history_["loss"][-1]) + 0.5 * self.alpha * penalty * (
-                    n_batches / n_samples
-                )
-                self.loss_curve_.append(loss)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-                if self.early_stopping:
-                    self._update_best_validation(X_val, y_val, sw_val)
-                else:
-                    self._update_best_loss(loss)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                if self._stop_or_adapt_lr(adaptive):
+                validation = (X_val, y_val, sw_val) if self.early_stopping else None
+                loss = float(self.net_.history_["loss"][-1])
+                if self._end_epoch(loss, n_samples, n_batches, adaptive, validation):
                     break
                 if incremental:
                     break
@@ -312,6 +299,28 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self.net_.params = self._best_params  # copied into the net's buffer
         self._sync_attributes()
+
+    def _end_epoch(
+        self, loss: float, n_samples: int, n_batches: int, adaptive: bool, validation=None
+    ) -> bool:
+        """scikit-learn's bookkeeping after an epoch of mean loss ``loss`` over ``n_samples``
+        in ``n_batches``: counters, ``loss_curve_``, the best score, the schedule. Returns
+        True when training is to stop. (Shared with the one-row path, ``_online``.)"""
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        if self.alpha:  # scikit-learn's loss adds 0.5 * alpha * ||W||^2 / batch_size per batch
+            penalty = K.sum_sq_weights(self.net_._params, self.net_._args.meta)
+            loss += 0.5 * self.alpha * penalty * (n_batches / n_samples)
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+        if validation is not None:
+            self._update_best_validation(*validation)
+        else:
+            self._update_best_loss(loss)
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+        return self._stop_or_adapt_lr(adaptive)
 
     def _stop_or_adapt_lr(self, adaptive: bool) -> bool:
         """scikit-learn's rule at the end of an epoch; returns True when training is to stop.
@@ -360,13 +369,58 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = loss
 
     def _sync_attributes(self) -> None:
-        """``coefs_``/``intercepts_``: copies of the net's parameters, in scikit-learn's layout."""
-        self.coefs_ = [w.T.copy() for w in self.net_.weights]
-        self.intercepts_ = [b.copy() for b in self.net_.biases]
+        """After a fit: the one-row path for the next calls (``_online.RowPath``)."""
+        self._row_path = _online.RowPath.of(self)
+
+    def _output_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, scale)`` mapping the network's outputs to predictions, or None."""
+        return None
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices ``(n_in, n_out)`` per layer, scikit-learn's layout (new copies)."""
+        check_is_fitted(self)
+        coefs = [w.T.copy() for w in self.net_.weights]
+        scaling = self._output_scaling()
+        if scaling is not None:
+            coefs[-1] *= scaling[1].astype(coefs[-1].dtype)
+        return coefs
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors ``(n_out,)`` per layer (new copies)."""
+        check_is_fitted(self)
+        intercepts = [b.copy() for b in self.net_.biases]
+        scaling = self._output_scaling()
+        if scaling is not None:
+            mean, scale = (a.astype(intercepts[-1].dtype) for a in scaling)
+            intercepts[-1] = intercepts[-1] * scale + mean
+        return intercepts
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())  # a copy: BaseEstimator may return __dict__ itself
+        state.pop("_row_path", None)  # rebuilt on unpickling
+        if "_target_scaler" in state:  # as a dict: no private class path in the pickle
+            state["_target_scaler"] = state["_target_scaler"].__getstate__()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("_target_scaler"), dict):
+            from ._target import TargetScaler
+
+            scaler = TargetScaler.__new__(TargetScaler)
+            scaler.__setstate__(state["_target_scaler"])
+            state = {**state, "_target_scaler": scaler}
+        super().__setstate__(state)
+        if "net_" in state:
+            self._sync_attributes()
 
     def _forward(self, X: ArrayLike) -> np.ndarray:
         """Network outputs ``(n_samples, n_outputs_)`` of ``X`` ``(n_samples, n_features_in_)``,
         validated against the fitted estimator."""
+        out = _online.forward_row(self, X)  # one row as it is: no general validation
+        if out is not None:
+            return out
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
         return self.net_.predict(X)

@@ -77,11 +77,11 @@ ATTRIBUTES = """
         ``(n_features_in_, *hidden_layer_sizes, n_outputs_)``.
     coefs_ : list of ndarray, each of shape (n_in, n_out)
         Weights of each layer (``n_in``, ``n_out``: its input and output widths) in
-        scikit-learn's layout: transposed copies of ``net_.weights[l]``, of shape
-        ``(n_out, n_in)``, refreshed after each ``fit``/``partial_fit``; writing to them does
-        not change the model.
+        scikit-learn's layout: new transposed copies of ``net_.weights[l]``, of shape
+        ``(n_out, n_in)``, on each access; writing to them does not change the model. (The
+        regressor's last layer includes its target scaling: see ``normalize_y``.)
     intercepts_ : list of ndarray, each of shape (n_out,)
-        Copies of ``net_.biases``.
+        New copies of ``net_.biases`` (the regressor's last including its target scaling).
     n_iter_ : int
         Epochs run by the last ``fit`` (1 after ``partial_fit``).
     t_ : int
@@ -118,4 +118,15 @@ NOTES = """
     batch's gradient is divided by its number of rows, as in ``MLP.fit`` (scikit-learn
     divides by the batch's weight sum, which with ``batch_size=1`` cancels the weight); the L2
     term of ``loss_curve_`` uses the weights at the end of each epoch.
+"""
+
+REGRESSOR_PARAMETERS = """    normalize_y : bool, default=True
+        Train on standardised targets, ``(y - mean) / std`` (scikit-learn's
+        ``GaussianProcessRegressor`` has the same option), and predict on ``y``'s own scale.
+        Per-sample SGD on raw targets in the hundreds diverges; standardised, the defaults
+        work whatever the targets' unit. With ``partial_fit`` the mean and std are running
+        statistics: when they drift (the std by a factor 2, the mean by half a std) the
+        scaling is renewed and the output layer rescaled so that predictions do not change.
+        ``loss_curve_`` is then in standardised units; ``coefs_``/``intercepts_`` include the
+        scaling (they predict ``y`` itself). ``False``: scikit-learn's behaviour, raw targets.
 """
