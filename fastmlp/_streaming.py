@@ -106,11 +106,15 @@ def update(
         x2 = x[None]
     else:
         x2 = V.check_x(x, ev.n_in, ev.dtype)[None]
-    y2, label = _target(net, ev, y)
+    if type(y) is int and ev.softmax and 0 <= y < ev.n_out:  # the common case, inlined
+        y2, label = ev.target, y
+    else:
+        y2, label = _target(net, ev, y)
     args = net._args
     loss = K.stream_step(
-        net._params, args.backup, args.meta, args.loss_code, x2, y2, label, ev.typed_lr(lr),
-        args.zs, args.acts, args.deltas, ev.no_out if out is None else out,
+        net._params, args.backup, args.meta, args.loss_code, x2, y2, label,
+        lr if ev.lr_is_float else ev.typed_lr(lr), args.zs, args.acts, args.deltas,
+        ev.no_out if out is None else out,
     )  # fmt: skip
     if loss != loss:  # NaN: nothing was updated; a bad sample raises here, naming it
         V.check_finite("x", x2[0])

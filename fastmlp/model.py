@@ -365,7 +365,7 @@ class MLP:
         DivergenceError
             If the update diverges; it is rolled back.
         """
-        out = np.empty(self.layout.n_out, self.dtype)
+        out = np.empty(self._events.y_shape, self.dtype)
         _streaming.update(self, x, y, lr, sample_weight, out)
         return out
 
