@@ -811,15 +811,93 @@ def one_pass_bound(P, X, order, lr):
 
 
 # --- Streaming ----------------------------------------------------------------------------
+@jit_inline
+def _guarded_backprop_and_update(params, backup, meta, l, zs, acts, deltas, lr):
+    """``_backprop_and_update_layer`` (l >= 1) with the same arithmetic in the same order, also
+    saving each parameter's old value to ``backup`` as it is read and returning
+    ``sum(new * 0)``: 0 if every new value is finite, else NaN (FASTMATH has no ``nnan``, so
+    the product is not folded to 0). The guard of a step in the same pass as the update."""
+    n_in = meta[l, N_IN]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    zero = params.dtype.type(0.0)
+    check = zero
+    for i in range(n_in):
+        deltas[src + i] = zero
+    one = np.uint64(1)
+    hi = meta[l, N_OUT]
+    j = np.uint64(0)
+    while j + one < hi:  # rows j and k = j + 1, as _backprop_and_update_rows
+        k = j + one
+        d_j, d_k = deltas[dst + j], deltas[dst + k]
+        step_j, step_k = lr * d_j, lr * d_k
+        backup[b + j], backup[b + k] = params[b + j], params[b + k]
+        params[b + j] -= step_j
+        params[b + k] -= step_k
+        check += params[b + j] * zero + params[b + k] * zero
+        row_j = w + j * n_in
+        row_k = row_j + n_in
+        for i in range(n_in):
+            a = acts[src + i]
+            w_j, w_k = params[row_j + i], params[row_k + i]
+            backup[row_j + i], backup[row_k + i] = w_j, w_k
+            g = deltas[src + i] + w_j * d_j
+            deltas[src + i] = g + w_k * d_k
+            new_j, new_k = w_j - step_j * a, w_k - step_k * a
+            params[row_j + i] = new_j
+            params[row_k + i] = new_k
+            check += new_j * zero + new_k * zero
+        j = k + one
+    if j < hi:  # the last row of an odd count
+        dj = deltas[dst + j]
+        step = lr * dj
+        backup[b + j] = params[b + j]
+        params[b + j] -= step
+        check += params[b + j] * zero
+        row = w + j * n_in
+        for i in range(n_in):
+            old = params[row + i]
+            backup[row + i] = old
+            deltas[src + i] += old * dj
+            new = old - step * acts[src + i]
+            params[row + i] = new
+            check += new * zero
+    _scale_by_derivative(meta[l - 1, ACT], zs, acts, deltas, src, n_in)
+    return check
+
+
+@jit_inline
+def _guarded_update(params, backup, meta, l, acts, deltas, lr):
+    """``_update_layer`` with ``_guarded_backprop_and_update``'s backup and check."""
+    n_in = meta[l, N_IN]
+    w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]
+    zero = params.dtype.type(0.0)
+    check = zero
+    for j in range(meta[l, N_OUT]):
+        step = lr * deltas[dst + j]
+        backup[b + j] = params[b + j]
+        params[b + j] -= step
+        check += params[b + j] * zero
+        row = w + j * n_in
+        for i in range(n_in):
+            old = params[row + i]
+            backup[row + i] = old
+            new = old - step * acts[src + i]
+            params[row + i] = new
+            check += new * zero
+    return check
+
+
 @jit
 def sgd_step_if_finite(params, backup, meta, loss_code, X, Y, r, lr, zs, acts, deltas):
     """``sgd_step`` on sample r for the streaming API, guarded so nothing is ever lost.
 
     Returns the loss, or NaN with ``params`` untouched if ``X[r]`` or ``Y[r]`` holds NaN/inf
     (the caller then raises a validation error), or if the loss is not finite or the update
-    would leave a non-finite parameter (the caller raises DivergenceError): ``params`` is
-    copied to ``backup`` first and restored from it. The checks live here rather than in
-    Python to spare ``MLP.step`` extra dispatches, each a sizeable part of so short a call.
+    would leave a non-finite parameter (the caller raises DivergenceError). The guard costs
+    no extra pass over the parameters: each layer's update saves the old values to ``backup``
+    and sums ``new * 0`` as it goes (``_guarded_*``; every parameter is written exactly once
+    per step), and only a failed check restores ``params`` from ``backup``. The arithmetic is
+    ``sgd_step``'s, in its order: the same bits (tested).
     """
     ok = True
     for i in range(X.shape[1]):
@@ -828,13 +906,16 @@ def sgd_step_if_finite(params, backup, meta, loss_code, X, Y, r, lr, zs, acts, d
         ok &= np.isfinite(Y[r, k])
     if not ok:
         return zs.dtype.type(np.nan)
-    for p in range(params.shape[0]):
-        backup[p] = params[p]
-    loss = sgd_step(params, meta, loss_code, X, Y, r, lr, zs, acts, deltas)
-    finite = np.isfinite(loss)
-    for p in range(params.shape[0]):
-        finite &= np.isfinite(params[p])
-    if not finite:
+    lse = forward(params, meta, X, r, zs, acts)
+    loss = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
+    check = loss * zs.dtype.type(0.0)
+    n_layers = meta.shape[0]
+    for k in range(n_layers - 1):
+        check += _guarded_backprop_and_update(
+            params, backup, meta, n_layers - 1 - k, zs, acts, deltas, lr
+        )
+    check += _guarded_update(params, backup, meta, 0, acts, deltas, lr)
+    if check != zs.dtype.type(0.0):  # NaN: a non-finite loss or parameter
         for p in range(params.shape[0]):
             params[p] = backup[p]
         return zs.dtype.type(np.nan)

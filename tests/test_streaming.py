@@ -15,6 +15,8 @@ import pytest
 from conftest import DTYPES, GRID, TOL, case_id, make_case
 
 from fastmlp import MLP, reference
+from fastmlp import _kernels as K
+from fastmlp._kernel_args import KernelArgs
 from fastmlp.errors import DivergenceError
 
 
@@ -50,6 +52,22 @@ def test_test_then_train_equals_the_reference(case, dtype):
         net.params = p_ref  # the next sample starts from the reference's parameters
         twin.params = p_ref
     assert net.n_updates_ == net.n_samples_seen_ == 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID, ids=case_id)
+def test_the_guarded_step_is_sgd_step_bit_for_bit(case, dtype):
+    """step's kernel saves each old parameter and checks each new one in the pass that updates
+    it (``_guarded_*``): the arithmetic must stay ``sgd_step``'s, bit for bit."""
+    net, X, Y = make_case(case, dtype)
+    args = KernelArgs.of(net)
+    params = net.params.copy()
+    lr = dtype(0.1)
+    for r in range(3):
+        loss = K.sgd_step(params, args.meta, args.loss_code, X, Y, r, lr, args.zs, args.acts,
+                          args.deltas)  # fmt: skip
+        assert net.step(X[r], Y[r], 0.1) == loss
+        np.testing.assert_array_equal(net.params, params)
 
 
 def _label_forms(label):
