@@ -25,7 +25,7 @@ from .layout import work_buffer
 if TYPE_CHECKING:
     from .model import MLP
 
-__all__ = ["EventBuffers", "fit_row", "is_row", "predict_row", "update"]
+__all__ = ["EventBuffers", "RowCalls", "fit_row", "is_row", "predict_row", "update"]
 
 # Scalar types taken as they are: integers as class labels (softmax) or as the one target, and
 # reals as the one target. NumPy's scalars are what iterating over an array gives.
@@ -70,6 +70,52 @@ class EventBuffers:
         return self.lr_value
 
 
+class RowCalls:
+    """The per-event kernel calls for a caller that owns its buffers and checks its own
+    input (``fastmlp.river``): one dispatch each, no conversion, no allocation, one thread.
+
+    Write an input row into ``x`` (and, for a target that is not a class label, the target row
+    into ``target``), then call ``predict`` (outputs into ``out``) or ``step``. Bound to one
+    network: build a new one when the network is rebuilt.
+    """
+
+    __slots__ = ("net", "x", "target", "out", "work", "no_out", "convert_lr")
+
+    def __init__(self, net: MLP) -> None:
+        lay, dtype = net.layout, net.dtype
+        self.net = net
+        self.x = work_buffer(lay.n_in, dtype).reshape(1, lay.n_in)
+        self.target = work_buffer(lay.n_out, dtype).reshape(1, lay.n_out)
+        self.out = work_buffer(lay.n_out, dtype).reshape(1, lay.n_out)
+        self.work = work_buffer(2 * K.PREDICT_BLOCK * lay.n_units, dtype)
+        self.no_out = np.empty(0, dtype)
+        self.convert_lr = dtype != np.float64  # a Python float is typed float64 by Numba
+
+    def predict(self) -> bool:
+        """The outputs of ``x`` into ``out`` (as ``MLP.predict``); False, ``out`` untouched,
+        if ``x`` holds NaN/inf."""
+        net = self.net
+        return not K.predict_rows_if_finite(net._params, net._args.meta, self.x, self.out,
+                                            self.work)  # fmt: skip
+
+    def step(self, label: int, lr: float) -> float:
+        """``MLP.step`` on ``x`` and the class ``label`` (in ``[0, n_out)`` of a softmax
+        output: the caller's check) or, for ``label=-1``, the target row in ``target``; ``lr``
+        a finite float > 0. Returns the loss, or NaN with nothing changed: ``x`` or the target
+        not finite, a cross-entropy target outside [0, 1], or a diverging update."""
+        net = self.net
+        args = net._args
+        loss = K.stream_step(
+            net._params, args.backup, args.meta, args.loss_code, self.x, self.target, label,
+            net._events.typed_lr(lr) if self.convert_lr else lr, args.zs, args.acts,
+            args.deltas, self.no_out,
+        )  # fmt: skip
+        if loss == loss:
+            net.n_updates_ += 1
+            net.n_samples_seen_ += 1
+        return float(loss)
+
+
 def _target(net: MLP, ev: EventBuffers, y: object) -> tuple[np.ndarray, int]:
     """``(Y, label)`` for ``stream_step``: ``Y`` a ``(1, n_out)`` row, or ``ev.target`` with
     ``label >= 0`` for the kernel to fill with a class's one-hot row."""
@@ -106,8 +152,11 @@ def update(
         x2 = x[None]
     else:
         x2 = V.check_x(x, ev.n_in, ev.dtype)[None]
-    if type(y) is int and ev.softmax and 0 <= y < ev.n_out:  # the common case, inlined
+    if type(y) is int and ev.softmax and 0 <= y < ev.n_out:  # the common cases, inlined
         y2, label = ev.target, y
+    elif type(y) is float and ev.n_out == 1:
+        ev.target[0, 0] = y  # NaN/inf are caught in the kernel
+        y2, label = ev.target, -1
     else:
         y2, label = _target(net, ev, y)
     args = net._args

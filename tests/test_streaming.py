@@ -206,3 +206,37 @@ def test_one_row_predict_from_two_threads():
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_calls_equal_predict_and_step(dtype):
+    """RowCalls (the River estimators' per-event calls) are MLP.predict and MLP.step on the
+    caller's buffers: the same bits; NaN in, nothing changed, NaN out."""
+    from fastmlp._streaming import RowCalls
+
+    net, X, Y = make_case(((5, 12, 3), "tanh", "softmax", "cross_entropy"), dtype)
+    twin, _, _ = make_case(((5, 12, 3), "tanh", "softmax", "cross_entropy"), dtype)
+    calls = RowCalls(net)
+    for r in range(4):
+        calls.x[0] = X[r]
+        assert calls.predict()
+        np.testing.assert_array_equal(calls.out, twin.predict(X[r : r + 1]))
+        if r % 2:
+            loss = calls.step(r % 3, 0.1)
+            expected = twin.step(X[r], r % 3, 0.1)
+        else:
+            calls.target[0] = Y[r]
+            loss = calls.step(-1, 0.1)
+            expected = twin.step(X[r], Y[r], 0.1)
+        assert loss == expected
+        np.testing.assert_array_equal(net.params, twin.params)
+    assert net.n_updates_ == twin.n_updates_ == 4
+    before = net.params.copy()
+    calls.x[0, 2] = np.nan
+    assert not calls.predict()
+    assert np.isnan(calls.step(0, 0.1))
+    calls.x[0, 2] = 0.0
+    calls.target[0] = [0.5, 0.7, -0.2]  # outside [0, 1] for cross-entropy
+    assert np.isnan(calls.step(-1, 0.1))
+    np.testing.assert_array_equal(net.params, before)
+    assert net.n_updates_ == 4
