@@ -1,39 +1,41 @@
-"""The command line: ``fastmlp train|predict|evaluate|info|bench`` (also ``python -m fastmlp``).
+"""The command line: ``fastmlp train|predict|evaluate|stream|export|info|bench``.
+
+``python -m fastmlp`` is the same command.
 
 With no subcommand it runs the main job: ``train`` on the shipped 8x8 digits with a fixed
-train/test split. Bad input (a missing, empty or ragged file, a non-numeric cell, a label column
-that does not exist, a file that is not a model) gives one line on stderr and exit code 2.
+train/test split. ``train`` decides the task from the label column (text, booleans or a few
+integers: classification; non-integer numbers or many distinct integers: regression; ``--task``
+overrides) and says so first; it standardises the features (and a regression target) and
+stores the scaling, the feature names, the target name and the class names in the model, so
+``predict`` and ``evaluate`` take raw files and pick their columns by name. Bad input (a
+missing, empty or ragged file, a non-numeric or missing cell, a label column that does not
+exist, a label the model does not know, a file that is not a model) gives one line on stderr
+and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from . import datasets
+from . import _report, _sources, optim, persistence
+from ._table import TableError
 from .errors import DivergenceError
 from .model import MLP
+from .preprocessing import Preprocessor
 
-__all__ = ["main", "load_table"]
+__all__ = ["main", "build_parser", "load_table"]
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
-
-
-# --- data files --------------------------------------------------------------------------------
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def load_table(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -42,277 +44,186 @@ def load_table(path: str, target: str | None = None) -> tuple[np.ndarray, np.nda
     Parameters
     ----------
     path : str
-        A ``.csv`` (header auto-detected) or a ``.npz`` holding arrays ``X`` and ``y``.
+        A ``.csv`` (header auto-detected: a first row without numbers) or a ``.npz`` holding
+        arrays ``X`` and ``y``.
     target : str, optional
         The label column of a CSV: a header name or a 0-based index; default the last.
 
     Returns
     -------
     X : ndarray (n_samples, n_features)
-        The features (float64 from a CSV; as stored in a ``.npz``).
+        The features (float64 from a CSV, NaN for a missing cell; as stored in a ``.npz``).
     y : ndarray (n_samples,)
-        The label column.
+        The label column: float64 if every label is a number, else the stripped strings.
 
     Raises
     ------
-    CLIError
-        For a missing, empty or ragged file, a non-numeric cell or an unknown label column.
+    ValueError
+        For a missing, empty or ragged file, a non-numeric feature cell, a missing label or an
+        unknown label column (the message names the file, line and column).
     """
-    if not os.path.exists(path):
-        raise CLIError(f"{path}: no such file")
     if path.endswith(".npz"):
-        try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-                if "X" not in data.files or "y" not in data.files:
-                    raise CLIError(f"{path}: an .npz data file needs arrays 'X' and 'y'")
-                return np.asarray(data["X"]), np.asarray(data["y"])
-        except CLIError:
-            raise
-        except Exception as exc:  # zip, pickle and format errors alike
-            raise CLIError(f"{path}: not a readable .npz file ({exc})") from exc
-    with open(path, newline="") as fh:
-        rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
-    if not rows:
-        raise CLIError(f"{path}: the file is empty")
-    header = None
-    if not all(_is_number(c) for c in rows[0]):
-        header, rows = [c.strip() for c in rows[0]], rows[1:]
-    if not rows:
-        raise CLIError(f"{path}: no data rows after the header")
-    width = len(header) if header else len(rows[0])
-    for line, row in enumerate(rows, start=2 if header else 1):
-        if len(row) != width:
-            raise CLIError(f"{path}, line {line}: {len(row)} cells, expected {width}")
-        for col, cell in enumerate(row):
-            if not _is_number(cell):
-                raise CLIError(f"{path}, line {line}, column {col + 1}: {cell!r} is not a number")
-    table = np.array(rows, dtype=np.float64)
-    column = _target_column(path, target, header, width)
-    if width < 2:
-        raise CLIError(f"{path}: needs at least one feature column besides the label")
-    return np.delete(table, column, axis=1), table[:, column]
-
-
-def _target_column(path: str, target: str | None, header: list[str] | None, width: int) -> int:
-    if target is None:
-        return width - 1
-    if header is not None and target in header:
-        return header.index(target)
-    if target.lstrip("-").isdigit() and -width <= int(target) < width:
-        return int(target) % width
-    names = f" (columns: {', '.join(header)})" if header else ""
-    raise CLIError(f"{path}: no label column {target!r}{names}")
-
-
-def _labels(y: np.ndarray, path: str) -> np.ndarray:
-    if not np.all(y == np.round(y)) or y.min() < 0:
-        raise CLIError(
-            f"{path}: class labels must be integers 0, 1, 2, ...; use --output identity "
-            "--loss mse for a regression target"
-        )
-    return y.astype(np.int64)
+        return _sources.load_npz(path)
+    source = _sources.CsvSource(path, target, _sources.DEFAULT_CHUNK_ROWS, impute=True)
+    chunks = list(source.chunks())
+    if not chunks:
+        raise TableError(f"{path}: no data rows after the header")
+    X = np.concatenate([c.X for c in chunks])
+    y = np.concatenate([c.labels for c in chunks])
+    try:
+        return X, y.astype(np.float64)
+    except ValueError:
+        return X, y
 
 
 # --- commands ----------------------------------------------------------------------------------
-def _plot_curves(path: str, history: dict[str, list[float]], accuracy: list[float]) -> None:
-    """PNG (640 x 400) of the training (and validation) loss, and accuracy, per epoch."""
-    plt = _pyplot()
-    fig, ax1 = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    lines = ax1.plot(epochs, history["loss"], "o-", label="training loss")
-    if history["val_loss"]:
-        lines += ax1.plot(epochs, history["val_loss"], "o:", label="validation loss")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("mean loss")
-    ax1.xaxis.get_major_locator().set_params(integer=True)
-    if accuracy:
-        ax2 = ax1.twinx()
-        lines += ax2.plot(epochs, accuracy, "s--", color="tab:orange", label="training accuracy")
-        if history["val_accuracy"]:
-            lines += ax2.plot(epochs, history["val_accuracy"], "s:", color="tab:red",
-                              label="validation accuracy")  # fmt: skip
-        ax2.set_ylabel("accuracy")
-    ax1.legend(lines, [ln.get_label() for ln in lines], loc="center right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise CLIError(
-            "--plot needs matplotlib: pip install matplotlib (or fastmlp[plot])"
-        ) from exc
-    return plt
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.data is None:  # the main job: the shipped digits, fixed split
-        X, y, X_test, y_test = datasets.digits_train_test()
-        print(f"digits: {len(y)} training / {len(y_test)} test samples, 64 features, 10 classes")
-    else:
-        X, y = load_table(args.data, args.target)
-        X_test = y_test = None
-    classify = args.output != "identity"
-    if classify:
-        y = _labels(y, args.data or "digits")
-    n_out = int(y.max()) + 1 if args.output == "softmax" else 1
-    if args.layers:
-        try:
-            sizes = tuple(int(s) for s in args.layers.split(","))
-        except ValueError as exc:
-            raise CLIError(f"--layers must be comma-separated ints, got {args.layers!r}") from exc
-    else:
-        sizes = (X.shape[1], *[int(h) for h in args.hidden_sizes.split(",") if h], n_out)
-    loss = args.loss or {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(
-        args.output, "mse"
-    )
-    t0 = time.perf_counter()
-    net = MLP(sizes, hidden=args.hidden, output=args.output, loss=loss, seed=args.seed,
-              dtype=args.dtype)  # fmt: skip
-    warm = {"batch_size": args.batch_size, "momentum": args.momentum}
-    try:  # compile (or load cached) kernels: ~no update, on a model thrown away
-        net.fit(X[:1], y[:1], lr=1e-12, **warm)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(str(exc)) from exc
-    net = MLP(sizes, hidden=args.hidden, output=args.output, loss=loss, seed=args.seed,
-              dtype=args.dtype)  # fmt: skip
-    print(f"{net}: {net.n_params} parameters; kernels ready in {time.perf_counter() - t0:.2f} s")
-    fit_kwargs: dict = {"batch_size": args.batch_size, "momentum": args.momentum}
-    if args.val_fraction:
-        if not 0 < args.val_fraction < 1:
-            raise CLIError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-        n_val = int(np.ceil(len(y) * args.val_fraction))
-        if n_val >= len(y):
-            raise CLIError(f"--val-fraction {args.val_fraction} leaves no training data")
-        perm = np.random.default_rng(args.seed).permutation(len(y))
-        fit_kwargs["validation_data"] = (X[perm[:n_val]], y[perm[:n_val]])
-        X, y = X[perm[n_val:]], y[perm[n_val:]]
-        print(f"validation: {n_val} of the training samples held out")
-    print(f"{'epoch':>5} {'loss':>9} {'val loss':>9} {'train acc':>9} {'val acc':>9} "
-          f"{'test acc':>9} {'samples/s':>11}")  # fmt: skip
-    accuracy = []
-    nan = float("nan")
-    logs: dict[str, float] = {}
-    for epoch in range(1, args.epochs + 1):
-        try:
-            net.fit(X, y, epochs=1, lr=args.lr, callback=lambda _, new: logs.update(new),
-                    **fit_kwargs)  # fmt: skip
-        except (ValueError, TypeError) as exc:
-            raise CLIError(str(exc)) from exc
-        h = net.history_
-        rate = logs["samples_per_s"]
-        train_acc = float(np.mean(net.predict_classes(X) == y)) if classify else nan
-        test_acc = (
-            float(np.mean(net.predict_classes(X_test) == y_test)) if X_test is not None else nan
-        )
-        accuracy.append(train_acc)
-        val_loss = h["val_loss"][-1] if h["val_loss"] else nan
-        val_acc = h["val_accuracy"][-1] if h["val_accuracy"] else nan
-        print(f"{epoch:5d} {h['loss'][-1]:9.4f} {val_loss:9.4f} {train_acc:9.4f} {val_acc:9.4f} "
-              f"{test_acc:9.4f} {rate:11,.0f}")  # fmt: skip
-    if X_test is not None:
-        test_acc = float(np.mean(net.predict_classes(X_test) == y_test))
-        print(f"test accuracy: {test_acc:.4f}")
-    else:
-        print(f"final training loss: {net.history_['loss'][-1]:.4f}")
-    if args.save:
-        net.save(args.save)
-        print(f"saved {args.save}")
-    if args.plot:
-        _plot_curves(args.plot, net.history_, accuracy if classify else [])
-        print(f"wrote {args.plot}")
-    if X_test is not None and test_acc < args.min_accuracy:
-        print(f"below the expected {args.min_accuracy:.2f}", file=sys.stderr)
-        return 1
-    return 0
+    """``fastmlp train``: scan the file, decide the task, train, save (``fastmlp._cli_train``)."""
+    from . import _cli_train
+
+    return _cli_train.cmd_train(args)
 
 
-def _load_model(path: str) -> MLP:
+def cmd_stream(args: argparse.Namespace) -> int:
+    """``fastmlp stream``: one pass of test-then-train over a CSV file or standard input."""
+    from . import _cli_train
+
+    return _cli_train.cmd_stream(args)
+
+
+def _load_model(path: str) -> tuple[MLP, Preprocessor]:
+    """Load a model and its preprocessing (older files: classes 0..n-1, raw inputs)."""
     try:
-        return MLP.load(path)
+        net, pre = persistence.load_with_preprocessing(MLP, path)
     except FileNotFoundError as exc:
         raise CLIError(f"{path}: no such file") from exc
+    return net, pre if pre is not None else _sources.legacy_preprocessor(net)
+
+
+def _outputs(net: MLP, pre: Preprocessor, X: np.ndarray) -> np.ndarray:
+    """Raw inputs -> the network's outputs (regressor: on the target's scale)."""
+    try:
+        Z = pre.transform(X)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    out = net.predict(Z).astype(np.float64)
+    return pre.unscale_target(out) if pre.class_names is None else out
+
+
+def _classes(net: MLP, out: np.ndarray) -> np.ndarray:
+    if net.output == "softmax":
+        return out.argmax(axis=1)
+    return (out >= 0.5).astype(np.int64)[:, 0] if out.shape[1] == 1 else (out >= 0.5)
+
+
+def _prediction_lines(net: MLP, pre: Preprocessor, out: np.ndarray, proba: bool) -> list[str]:
+    if proba:
+        if pre.class_names is None or net.output != "softmax" and out.shape[1] != 1:
+            raise CLIError("--proba needs a classifier (this model is a regressor)")
+        P = out if net.output == "softmax" else np.column_stack([1 - out[:, 0], out[:, 0]])
+        return [",".join(f"{v:.6g}" for v in row) for row in P]
+    if pre.class_names is not None:
+        return pre.decode(_classes(net, out)).tolist()
+    if net.output != "identity":  # several sigmoid units saved without class names
+        return [",".join(str(int(v)) for v in row) for row in _classes(net, out)]
+    return [",".join(f"{v:.10g}" for v in row) for row in out]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    net = _load_model(args.model)
-    X, _ = _data_for(net, args.data, args.target, need_target=False)
-    out = net.predict_classes(X) if net.output != "identity" else net.predict(X)
-    out = out.reshape(len(X), -1)
-    text = "\n".join(",".join(f"{v:.10g}" for v in row) for row in out) + "\n"
+    """``fastmlp predict``: one class name (or value) per line, or ``--proba`` columns.
+
+    The file is read and predicted in chunks (memory: one chunk); ``-o`` is written to a
+    temporary file renamed at the end, so an error leaves no partial output.
+    """
+    net, pre = _load_model(args.model)
+    chunks = _sources.iter_for_model(args.data, pre, net.layout.n_in, args.target, False)
+    with contextlib.ExitStack() as stack:
+        sink = sys.stdout
+        if args.output_file:
+            sink = stack.enter_context(
+                persistence.atomic_open(args.output_file, "w", prefix=".fastmlp-predict-")
+            )
+        if args.proba and pre.class_names is not None:
+            csv.writer(sink, lineterminator="\n").writerow(pre.class_names)
+        n = 0
+        for chunk in chunks:
+            lines = _prediction_lines(net, pre, _outputs(net, pre, chunk.X), args.proba)
+            sink.write("\n".join(lines) + "\n")
+            n += len(lines)
     if args.output_file:
-        with open(args.output_file, "w") as fh:
-            fh.write(text)
-        print(f"wrote {len(out)} predictions to {args.output_file}")
-    else:
-        sys.stdout.write(text)
+        print(f"wrote {n} predictions to {args.output_file}")
     return 0
 
 
-def _data_for(net: MLP, path: str, target: str | None, need_target: bool):
-    if path.endswith(".npz") or need_target:
-        X, y = load_table(path, target)
-    else:  # predict: a CSV may hold only features, or features and a label column
-        X, y = load_table(path, target)
-        if X.shape[1] + 1 == net.layout.n_in:
-            X, y = np.column_stack([X, y]), None
-    if X.shape[1] != net.layout.n_in:
-        raise CLIError(f"{path}: {X.shape[1]} feature columns, the model expects {net.layout.n_in}")
-    return X, y
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    net = _load_model(args.model)
-    X, y = _data_for(net, args.data, args.target, need_target=True)
-    if net.output != "identity":
-        y = _labels(y, args.data)
-        if net.output == "softmax" and y.max() >= net.layout.n_out:
-            raise CLIError(f"{args.data}: label {int(y.max())} but the model has "
-                           f"{net.layout.n_out} classes")  # fmt: skip
-    print(f"loss: {net.loss(X, y):.6f}")
-    if net.output == "identity":
-        return 0
-    pred = net.predict_classes(X)
-    if pred.ndim > 1:
-        print(f"accuracy (all outputs right): {np.mean(np.all(pred == y[:, None], axis=1)):.4f}")
-        return 0
-    print(f"accuracy: {np.mean(pred == y):.4f}")
-    n_classes = max(net.layout.n_out, 2)
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    print("confusion matrix (rows: true class, columns: predicted):")
-    width = max(4, len(str(confusion.max())) + 1)
-    print(" " * 6 + "".join(f"{c:>{width}d}" for c in range(n_classes)))
-    for c in range(n_classes):
-        print(f"{c:>5d} " + "".join(f"{v:>{width}d}" for v in confusion[c]))
+    """``fastmlp evaluate``: a classifier's or a regressor's figures on a labelled file.
+
+    A classifier: accuracy, loss, per-class precision/recall/F1 and the confusion matrix; a
+    regressor: MAE, RMSE and R^2. ``--json`` prints them as one object. The file is read in
+    chunks and the figures accumulated (a regressor's ``--plot`` keeps two floats per row).
+    """
+    net, pre = _load_model(args.model)
+    if net.output != "identity" and (pre.class_names is None or net.layout.n_out > 1
+                                     and net.output == "sigmoid"):  # fmt: skip
+        raise CLIError(f"{args.model}: evaluate needs a model with one label per sample")
+    chunks = _sources.iter_for_model(args.data, pre, net.layout.n_in, args.target, True)
+    if pre.class_names is not None:
+        figures = _report.ClassificationFigures(len(pre.class_names))
+    else:
+        figures = _report.RegressionFigures(keep=bool(args.plot))
+    for chunk in chunks:
+        y = _sources.targets(pre, net.output, chunk, args.data)
+        out = _outputs(net, pre, chunk.X)
+        if pre.class_names is not None:
+            loss = net.loss(pre.transform(chunk.X), y)
+            figures.add(y.astype(np.int64), _classes(net, out), loss)
+        else:
+            figures.add(pre.unscale_target(y), out[:, 0])
+    metrics = figures.metrics(pre.class_names) if pre.class_names is not None \
+        else figures.metrics()  # fmt: skip
+    if args.json:  # strict JSON: an undefined figure (R^2 of a constant target) is null
+        print(json.dumps({k: None if isinstance(v, float) and v != v else v
+                          for k, v in metrics.items()}))  # fmt: skip
+    elif pre.class_names is not None:
+        _report.print_classification(metrics)
+    else:
+        _report.print_regression(metrics)
     if args.plot:
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-        ax.imshow(confusion, cmap="Blues")
-        ax.set_xticks(range(n_classes))
-        ax.set_yticks(range(n_classes))
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title(f"{args.data}: accuracy {np.mean(pred == y):.3f}", fontsize=9)
-        dark = confusion.max() / 2
-        for (i, j), v in np.ndenumerate(confusion):
-            color = "white" if v > dark else "black"
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color=color)
-        fig.tight_layout()
-        fig.savefig(args.plot)
-        plt.close(fig)
+        _evaluation_plot(args, pre, metrics, figures)
+    return 0
+
+
+def _evaluation_plot(args: argparse.Namespace, pre: Preprocessor, metrics: dict, figures) -> None:
+    if pre.class_names is not None:
+        title = f"{args.data}: accuracy {metrics['accuracy']:.3f}"
+        _report.plot_confusion(args.plot, np.asarray(metrics["confusion_matrix"]),
+                               pre.class_names, title)  # fmt: skip
+    else:
+        title = f"{args.data}: R2 {metrics['r2']:.3f}, RMSE {metrics['rmse']:.4g}"
+        truth, pred = figures.points()
+        _report.plot_scatter(args.plot, truth, pred, title, pre.target_name or "target")
+    if not args.json:
         print(f"wrote {args.plot}")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``fastmlp export``: a saved model, with its preprocessing, as an ONNX file."""
+    from . import export
+
+    kwargs = {} if args.opset is None else {"opset": args.opset}
+    try:
+        export.export_file(args.model, args.output_file, dtype=args.dtype, **kwargs)
+    except ImportError as exc:  # the onnx extra is missing: one line, exit code 2
+        raise CLIError(str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise CLIError(f"{args.model}: no such file") from exc
+    print(f"wrote {args.output_file}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    net = _load_model(args.model)
+    """``fastmlp info``: the architecture, training counts and preprocessing of a model."""
+    net, pre = _load_model(args.model)
     print(f"model:       {args.model}")
     print(f"layers:      {' -> '.join(map(str, net.layer_sizes))}")
     print(f"activations: {', '.join(net.activations)}")
@@ -322,31 +233,100 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"trained:     {len(net.history_['loss'])} epoch(s), {net.n_updates_:,} updates")
     if net.history_["loss"]:
         print(f"last loss:   {net.history_['loss'][-1]:.6f}")
+    if pre.feature_names is not None:
+        print(f"features:    {', '.join(pre.feature_names)}")
+    if pre.target_name:
+        print(f"target:      {pre.target_name}")
+    if pre.class_names is not None:
+        print(f"classes:     {', '.join(pre.class_names)}")
+    print(f"scaling:     inputs {'standardised' if pre.features is not None else 'raw'}"
+          + ("; target standardised" if pre.target is not None else ""))  # fmt: skip
+    if pre.fill is not None:
+        print("missing:     filled with the training means")
     return 0
 
 
 # --- parser ------------------------------------------------------------------------------------
-def _train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layers", help="layer sizes, e.g. 64,32,10 (default: inferred)")
-    p.add_argument("--hidden-sizes", default="32", help="hidden widths when --layers is not given")
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="label column: header name or 0-based index (default: last)")
+    p.add_argument("--task", choices=["classification", "regression"],
+                   help="override the decision taken from the label column")  # fmt: skip
+    p.add_argument("--no-scale", action="store_true",
+                   help="do not standardise the features (default: mean 0, std 1)")  # fmt: skip
+    p.add_argument("--impute", choices=["mean"],
+                   help="fill missing cells (empty, NA, nan, ?) with the column mean; "
+                        "default: a missing cell is an error")  # fmt: skip
+    p.add_argument("--layers", help="all layer sizes, e.g. 30,32,2 (default: inferred)")
+    p.add_argument("--hidden-sizes", default="32", help="hidden widths (default 32)")
     p.add_argument("--hidden", default="tanh", help="hidden activation (default tanh)")
-    p.add_argument("--output", default="softmax", choices=["softmax", "sigmoid", "identity"])
+    p.add_argument("--output", choices=["softmax", "sigmoid", "identity"],
+                   help="output activation (default: softmax for classes, identity for "
+                        "regression); implies the task")  # fmt: skip
     p.add_argument("--loss", help="default: cross_entropy / binary_cross_entropy / mse")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--batch-size", type=int, default=1, help="samples per update (default 1)")
-    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0)")
-    p.add_argument("--val-fraction", type=float, default=0.0,
-                   help="hold out this fraction of the training data for validation")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="weights, shuffling, split (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    p.add_argument("--target", help="label column of a CSV: header name or 0-based index")
-    p.add_argument("--save", help="write the trained model to this .npz")
+
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    _data_options(p)
+    p.add_argument("--no-scale-target", action="store_true",
+                   help="train a regressor on the raw target (default: standardised)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=20, help="maximum epochs (default 20)")
+    p.add_argument("--lr", type=float, help="learning rate (default 0.02; 0.001 with adam)")
+    p.add_argument("--optimizer", choices=list(optim.OPTIMIZERS), default="sgd")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0)")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument("--beta1", type=float, default=0.9, help=argparse.SUPPRESS)
+    p.add_argument("--beta2", type=float, default=0.999, help=argparse.SUPPRESS)
+    p.add_argument("--epsilon", type=float, default=1e-8, help=argparse.SUPPRESS)
+    p.add_argument("--alpha", type=float,
+                   help="L2 weight decay per update (default 0.01, scaled down by "
+                        "500 / updates per epoch on larger files; 0 with --n-jobs > 1, which "
+                        "needs plain online SGD)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=1, help="samples per update (default 1)")
+    p.add_argument("--schedule", choices=list(optim.SCHEDULES), default="constant",
+                   help="learning-rate schedule (default constant)")  # fmt: skip
+    p.add_argument("--power-t", type=float, default=0.5,
+                   help="invscaling: lr / (t+1)^power_t, t samples seen (default 0.5)")  # fmt: skip
+    p.add_argument("--step-size", type=int, default=10, help="step: epochs per lr drop")
+    p.add_argument("--gamma", type=float, default=0.1, help="step: lr factor per drop")
+    p.add_argument("--dropout", type=float, default=0.0, help="hidden-unit dropout (default 0)")
+    p.add_argument("--patience", type=int,
+                   help="stop after this many epochs without improvement (of the validation "
+                        "loss, else the training loss)")  # fmt: skip
+    p.add_argument("--tol", type=float, default=1e-4, help="improvement that counts (1e-4)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of the training rows for validation")  # fmt: skip
+    p.add_argument("--n-jobs", type=int, help="threads (plain online SGD only)")
+    p.add_argument("--parallel", choices=["rows", "hogwild"], default="rows",
+                   help="how --n-jobs threads share the work (default rows)")  # fmt: skip
+    p.add_argument("--chunk-rows", type=int, default=_sources.DEFAULT_CHUNK_ROWS,
+                   help="a CSV with more rows is trained chunk by chunk, in bounded memory "
+                        f"(default {_sources.DEFAULT_CHUNK_ROWS:,})")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--save", help="write the trained model (and its preprocessing) to this .npz")
     p.add_argument("--plot", help="write a PNG of the loss (and accuracy) per epoch")
     p.add_argument("--min-accuracy", type=float, default=0.95, help=argparse.SUPPRESS)
 
 
+def _stream_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="a .csv file, or - for standard input")
+    p.add_argument("--model", help="start from this .npz if it exists; saved here at the end")
+    p.add_argument("--every", type=int, default=1000, help="print every N rows (default 1000)")
+    p.add_argument("--lr", type=float, default=0.02, help="learning rate (default 0.02)")
+    p.add_argument("--warmup", type=int, default=1000,
+                   help="a new model's task, classes and scaling come from this many first "
+                        "rows (default 1000)")  # fmt: skip
+    _data_options(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Build the ``fastmlp`` argument parser (subcommands and their options).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="fastmlp", description="Train and use small MLPs (online SGD in Numba kernels)."
     )
@@ -359,14 +339,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("data")
     predict.add_argument("-o", "--output-file", help="write predictions here (CSV)")
-    predict.add_argument("--target", help="label column to drop, if the file has one")
+    predict.add_argument("--target", help="label column to leave out, if the file has one")
+    predict.add_argument("--proba", action="store_true",
+                         help="one probability column per class, with a header")  # fmt: skip
     predict.set_defaults(func=cmd_predict)
-    evaluate = sub.add_parser("evaluate", help="loss, accuracy and confusion matrix")
+    evaluate = sub.add_parser("evaluate", help="accuracy, per-class figures, confusion matrix; "
+                                               "or MAE, RMSE, R2")  # fmt: skip
     evaluate.add_argument("model")
     evaluate.add_argument("data")
-    evaluate.add_argument("--target")
-    evaluate.add_argument("--plot", help="write the confusion matrix as a PNG")
+    evaluate.add_argument("--target", help="label column (default: the model's target name)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--plot", help="write the confusion matrix (or predicted vs true) PNG")
     evaluate.set_defaults(func=cmd_evaluate)
+    stream = sub.add_parser("stream", help="one pass of test-then-train over a CSV or stdin")
+    _stream_options(stream)
+    stream.set_defaults(func=cmd_stream)
+    export = sub.add_parser("export", help="write a saved model as ONNX (needs the onnx extra)")
+    export.add_argument("model")
+    export.add_argument("-o", "--output-file", required=True, help="the .onnx file to write")
+    export.add_argument("--dtype", choices=["float32", "float64"], help="default: the model's")
+    export.add_argument("--opset", type=int, help="ONNX opset, 13 or later (default 17)")
+    export.set_defaults(func=cmd_export)
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model")
     info.set_defaults(func=cmd_info)
@@ -391,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (with one line on stderr).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train", "predict", "evaluate", "info", "bench", "-h", "--help"}
+    commands = {"train", "predict", "evaluate", "stream", "export", "info", "bench", "-h", "--help"}
     if not argv or argv[0] not in commands:
         argv = ["train", *argv]  # the main job
     args = None if argv[0] == "bench" else build_parser().parse_args(argv)
@@ -401,9 +394,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return bench.main(argv[1:])
         return args.func(args)
-    except (CLIError, ValueError, TypeError, DivergenceError, OSError) as exc:
-        print(f"fastmlp: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (``fastmlp predict ... | head``): quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (CLIError, ValueError, TypeError, DivergenceError, OSError, _report.PlotError) as exc:
+        print(f"fastmlp: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fastmlp: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text
 
 
 if __name__ == "__main__":

@@ -448,12 +448,15 @@ def export_file(
     dtype: DTypeLike | None = None,
     **kwargs: Any,
 ) -> onnx.ModelProto:
-    """Load a model saved by ``MLP.save`` and write it as ONNX (``fastmlp export``).
+    """Load a saved model and write it as ONNX (``fastmlp export``).
+
+    A model saved by ``fastmlp train`` (or with preprocessing) carries its feature names,
+    class names and scaling into the graph; ``kwargs`` override them.
 
     Parameters
     ----------
     model_path : str or os.PathLike
-        A ``.npz`` written by ``MLP.save``.
+        A ``.npz`` written by ``MLP.save`` or ``fastmlp train``.
     out_path : str or os.PathLike
         The ``.onnx`` file to write (replaced atomically if it exists).
     dtype : float32 or float64 or None, default None
@@ -474,9 +477,12 @@ def export_file(
     ValueError, FileNotFoundError
         As ``MLP.load`` raises them for a bad or missing file; ``to_onnx``'s for bad arguments.
     """
+    from . import persistence
+
     _import_onnx()  # before reading the model: the missing package is the error to report
-    net = MLP.load(model_path)
-    return to_onnx(net, out_path, dtype=dtype, **kwargs)
+    net, pre = persistence.load_with_preprocessing(MLP, model_path)
+    stored = {} if pre is None else pre.onnx_kwargs()  # the command line's scaling and names
+    return to_onnx(net, out_path, dtype=dtype, **{**stored, **kwargs})
 
 
 def _version() -> str:

@@ -3,7 +3,7 @@
 Format version 2 (every entry a NumPy array; strings are unicode arrays)::
 
     format          "fastmlp-mlp"
-    format_version  2
+    format_version  2, or 3 with preprocessing
     layer_sizes     int64 (n_layers + 1,)
     activations     str (n_layers,): the hidden activations, then the output activation
     loss, init, dtype   str
@@ -21,13 +21,33 @@ Format version 2 (every entry a NumPy array; strings are unicode arrays)::
     powers          (2,): beta1^t, beta2^t of Adam's bias corrections             (version 2)
     dropout_rng     uint64 (1,): the dropout stream's state                       (version 2)
 
-Version 1 files still load (with fresh optimizer state).
+Version 3 adds the preprocessing of a model trained on a table
+(``fastmlp.preprocessing.Preprocessor``; the command line always stores it). A model saved
+without preprocessing (``MLP.save``) is written as version 2, which fastmlp releases without
+preprocessing also read. In a version 3 file each entry is empty, shape (0,) or "", when it
+does not apply::
+
+    feature_names   str (n_in,) or (0,): the input columns, in input order
+    target_name     str: the label column's name, or ""
+    class_names     str (n_classes,) or (0,): output unit i (softmax) or value i (one sigmoid
+                    unit, 2 names) is class class_names[i]; (0,) for a regressor
+    input_mean      float64 (n_in,) or (0,): the network sees (x - input_mean) / input_scale
+    input_scale     float64 (n_in,) or (0,), > 0
+    target_mean     float64 (n_out,) or (0,): a regressor predicts out * target_scale +
+    target_scale    float64 (n_out,) or (0,)   target_mean (identity output only)
+    input_fill      float64 (n_in,) or (0,): replaces a missing input (before scaling); (0,):
+                    a missing input is an error
+
+Version 1, 2 and 3 files load (version 1 with fresh optimizer state; 1 and 2 without
+preprocessing). ``load_preprocessing(path)`` returns the preprocessing alone (``None`` when
+every entry is empty); ``load_with_preprocessing`` returns the model and it.
 
 Writes go to a temporary file in the target's directory, are flushed and fsync'ed, then
 renamed over the target (``os.replace`` is atomic on POSIX and Windows): a crash or kill
-mid-save leaves the previous file intact. Loading uses ``allow_pickle=False``, checks every
-entry and refuses truncated, corrupted (zip CRC), tampered or future-version files with a
-``ValueError`` naming the file and the problem.
+mid-save leaves the previous file intact. The file gets the mode a plain ``open`` would give
+it (``0o666`` less the umask), not the temporary file's ``0o600``. Loading uses
+``allow_pickle=False``, checks every entry and refuses truncated, corrupted (zip CRC),
+tampered or future-version files with a ``ValueError`` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -45,26 +65,45 @@ from . import _state
 
 if TYPE_CHECKING:
     from .model import MLP
+    from .preprocessing import Preprocessor
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load"]
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "save", "load", "load_preprocessing", "load_with_preprocessing",
+]  # fmt: skip
 
 FORMAT = "fastmlp-mlp"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest version read and written; without preprocessing, 2 is written
+PLAIN_VERSION = 2
 _KEYS = {
     "format", "format_version", "layer_sizes", "activations", "loss", "init", "dtype", "seed",
     "params", "n_updates", "history", "rng_state",
 }  # fmt: skip
 _KEYS_V2 = _KEYS | {"n_samples_seen", "optimizer", "velocity", "moment2", "powers", "dropout_rng"}
+_PRE_STR = ("feature_names", "class_names")
+_PRE_FLOAT = ("input_mean", "input_scale", "target_mean", "target_scale", "input_fill")
+_KEYS_V3 = _KEYS_V2 | {"target_name", *_PRE_STR, *_PRE_FLOAT}
+_PRE_FIELDS = ("feature_names", "target_name", "class_names", "features", "target", "fill")
 
 
-def save(model: MLP, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` to ``path`` atomically (see the module docstring for the format)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+def save(
+    model: MLP, path: str | os.PathLike[str], preprocessing: Preprocessor | None = None
+) -> None:
+    """Write ``model`` to ``path`` atomically (see the module docstring for the format).
+
+    Parameters
+    ----------
+    model : MLP
+    path : str or os.PathLike
+        The file to write; an existing file is replaced.
+    preprocessing : Preprocessor, optional
+        Stored with the model (checked against its layout first).
+    """
     state = _state.capture(model)
+    pre = _preprocessing_arrays(model, preprocessing)
+    version = FORMAT_VERSION if pre else PLAIN_VERSION
     arrays = {
         "format": np.array(FORMAT),
-        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "format_version": np.array(version, dtype=np.int64),
         "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
         "activations": np.array(model.activations),
         "loss": np.array(model.loss_name),
@@ -81,14 +120,51 @@ def save(model: MLP, path: str | os.PathLike[str]) -> None:
         "moment2": state.moment2,
         "powers": state.powers,
         "dropout_rng": state.dropout_rng,
+        **pre,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".fastmlp-save-", suffix=".tmp", dir=directory)
+    with atomic_open(path, "wb", prefix=".fastmlp-save-") as fh:
+        np.savez(fh, **arrays)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", prefix: str = ".fastmlp-"):
+    """Write ``path`` atomically: a temporary file next to it, renamed over it at the end.
+
+    On a clean exit the file is flushed, fsync'ed, given mode ``0o666 & ~umask`` and renamed
+    over ``path``; on an error it is removed and ``path`` is left as it was. An ``OSError`` of
+    the temporary file (a directory that cannot be written, a full disk) names ``path``.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    try:
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o666 & ~_umask())
+            fh = os.fdopen(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        with fh:
+            yield fh
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _naming(exc, path) from exc
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _naming(exc, path) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -101,8 +177,56 @@ def save(model: MLP, path: str | os.PathLike[str]) -> None:
             os.close(dir_fd)
 
 
+def _naming(exc: OSError, path: str) -> OSError:
+    """``exc`` about ``path`` rather than the temporary file."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), path)
+
+
 def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
     """Read a model written by ``save``; ``ValueError`` if the file is not a valid one."""
+    return load_with_preprocessing(cls, path)[0]
+
+
+def load_preprocessing(path: str | os.PathLike[str]) -> Preprocessor | None:
+    """Read the preprocessing stored with a model (the whole file is checked).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``save``.
+
+    Returns
+    -------
+    Preprocessor or None
+        None for a file without preprocessing (``MLP.save``, format version 1 or 2).
+        ``.onnx_kwargs()`` gives ``feature_names``, ``class_names``, ``input_mean``,
+        ``input_scale``, ``target_mean`` and ``target_scale`` for an exporter.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a valid model file (as ``load``).
+    """
+    from .model import MLP
+
+    return load_with_preprocessing(MLP, path)[1]
+
+
+def load_with_preprocessing(
+    cls: type[MLP], path: str | os.PathLike[str]
+) -> tuple[MLP, Preprocessor | None]:
+    """Read a model and its preprocessing (None if it has none) in one pass.
+
+    Parameters
+    ----------
+    cls : type
+        ``MLP`` (or a subclass).
+    path : str or os.PathLike
+
+    Returns
+    -------
+    (MLP, Preprocessor or None)
+    """
     path = os.fspath(path)
 
     def bad(problem: str) -> ValueError:
@@ -130,7 +254,8 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
         )
     if version < 1:
         raise bad(f"unknown format version {version}")
-    missing = sorted((_KEYS_V2 if version >= 2 else _KEYS) - set(arrays))
+    keys = _KEYS_V3 if version >= 3 else _KEYS_V2 if version == 2 else _KEYS
+    missing = sorted(keys - set(arrays))
     if missing:
         raise bad(f"missing entries {missing}")
     try:
@@ -172,8 +297,9 @@ def load(cls: type[MLP], path: str | os.PathLike[str]) -> MLP:
         raise bad(f"rng_state is malformed ({exc})") from exc
     rng_state = model._rng.bit_generator.state
     trained = _state.TrainedState(params, history, n_updates, n_samples_seen, rng_state, *optimizer)
+    preprocessing = _read_preprocessing(model, arrays, bad) if version >= 3 else None
     _state.restore(model, trained)
-    return model
+    return model, preprocessing
 
 
 def _read_history(entry: np.ndarray, version: int, bad) -> dict[str, list[float]]:
@@ -221,3 +347,91 @@ def _read_optimizer_state(model: MLP, arrays: dict, bad) -> tuple:
     if not all(np.all(np.isfinite(a)) for a in (*buffers.values(), powers)):
         raise bad("the optimizer state contains NaN/inf")
     return optimizer, buffers["velocity"], buffers["moment2"], powers, rng
+
+
+def _class_count(model: MLP) -> int:
+    """How many class names a classifier of this output has (0: a regressor has none)."""
+    if model.output == "softmax":
+        return model.layout.n_out
+    if model.output == "sigmoid" and model.layout.n_out == 1:
+        return 2
+    return 0
+
+
+def _preprocessing_arrays(model: MLP, pre: Preprocessor | None) -> dict[str, np.ndarray]:
+    """Return the version 3 entries of ``pre``, checked; ``{}`` when there is nothing to store.
+
+    Nothing to store (None, or every field empty): the file is written as version 2.
+    """
+    if pre is None or all(getattr(pre, f) is None for f in _PRE_FIELDS):
+        return {}
+
+    def floats(std, attr):
+        return np.zeros(0) if std is None else np.asarray(getattr(std, attr), dtype=np.float64)
+
+    arrays = {
+        "feature_names": np.array(list(pre.feature_names or ()), dtype=str),
+        "target_name": np.array(pre.target_name or ""),
+        "class_names": np.array(list(pre.class_names or ()), dtype=str),
+        "input_mean": floats(pre.features, "mean_"),
+        "input_scale": floats(pre.features, "scale_"),
+        "target_mean": floats(pre.target, "mean_"),
+        "target_scale": floats(pre.target, "scale_"),
+        "input_fill": np.zeros(0) if pre.fill is None else np.asarray(pre.fill, np.float64),
+    }
+    problem = _preprocessing_problem(model, arrays)
+    if problem:
+        raise ValueError(f"the preprocessing does not fit the model: {problem}.")
+    return arrays
+
+
+def _preprocessing_problem(model: MLP, arrays: dict) -> str | None:
+    """Return what is wrong with the version 3 entries for ``model``, or None."""
+    n_in, n_out = model.layout.n_in, model.layout.n_out
+    n_classes = _class_count(model)
+    expected = {"feature_names": n_in, "class_names": n_classes, "input_mean": n_in,
+                "input_scale": n_in, "target_mean": n_out, "target_scale": n_out,
+                "input_fill": n_in}  # fmt: skip
+    for key, n in expected.items():
+        arr = arrays[key]
+        kind = "U" if key in _PRE_STR else "f"
+        if arr.ndim != 1 or arr.shape[0] not in (0, n) or (arr.size and arr.dtype.kind != kind):
+            return f"{key} has shape {arr.shape} and dtype {arr.dtype}, expected (0,) or ({n},)"
+        if kind == "f" and not np.all(np.isfinite(arr)):
+            return f"{key} contains NaN/inf"
+        if kind == "U" and len(set(arr.tolist())) != arr.shape[0]:
+            return f"{key} has repeated names"
+    if arrays["target_name"].ndim != 0 or arrays["target_name"].dtype.kind != "U":
+        return "target_name is not a string"
+    for mean, scale in (("input_mean", "input_scale"), ("target_mean", "target_scale")):
+        if arrays[mean].shape != arrays[scale].shape:
+            return f"{mean} and {scale} differ in shape"
+        if np.any(arrays[scale] <= 0):
+            return f"{scale} has a value <= 0"
+    if arrays["target_mean"].size and model.output != "identity":
+        return "target scaling needs an identity output"
+    return None
+
+
+def _read_preprocessing(model: MLP, arrays: dict, bad) -> Preprocessor | None:
+    """Return the ``Preprocessor`` of a version 3 file (None: all entries empty)."""
+    from .preprocessing import Preprocessor, Standardizer
+
+    problem = _preprocessing_problem(model, arrays)
+    if problem:
+        raise bad(problem)
+    names = {key: tuple(str(v) for v in arrays[key].tolist()) or None for key in _PRE_STR}
+    target_name = str(arrays["target_name"]) or None
+
+    def standardizer(mean: str, scale: str) -> Standardizer | None:
+        if not arrays[mean].size:
+            return None
+        return Standardizer(arrays[mean].astype(np.float64), arrays[scale].astype(np.float64))
+
+    pre = Preprocessor(
+        feature_names=names["feature_names"], target_name=target_name,
+        class_names=names["class_names"], features=standardizer("input_mean", "input_scale"),
+        target=standardizer("target_mean", "target_scale"),
+        fill=arrays["input_fill"].astype(np.float64) if arrays["input_fill"].size else None,
+    )  # fmt: skip
+    return None if all(getattr(pre, f) is None for f in _PRE_FIELDS) else pre

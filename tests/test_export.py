@@ -362,6 +362,36 @@ def test_export_file_loads_a_saved_model(tmp_path):
         export.export_file(tmp_path / "missing.npz", tmp_path / "m.onnx")
 
 
+def test_cli_export_of_a_model_trained_on_raw_text_labels(tmp_path, capsys):
+    """``fastmlp train`` on a raw CSV (unscaled features, text labels), then ``fastmlp
+    export``: the graph takes the raw rows and gives ``fastmlp predict``'s class names."""
+    export = _export()
+    from fastmlp import cli
+
+    rng = np.random.default_rng(SEED)
+    X = rng.normal(loc=[100.0, -3.0, 0.0], scale=[20.0, 0.5, 1.0], size=(200, 3))
+    labels = np.where((X[:, 0] - 100.0) / 20.0 + X[:, 2] > 0, "malignant", "benign")
+    lines = ["size,ratio,texture,diagnosis"] + [
+        ",".join([*(repr(float(v)) for v in row), name])
+        for row, name in zip(X, labels, strict=True)
+    ]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    model, graph = tmp_path / "model.npz", tmp_path / "model.onnx"
+    data = str(tmp_path / "data.csv")
+    assert cli.main(["train", data, "--epochs", "3", "--save", str(model)]) == 0
+    assert cli.main(["export", str(model), "-o", str(graph)]) == 0
+    assert cli.main(["predict", str(model), data]) == 0
+    predicted = capsys.readouterr().out.split()[-200:]
+    onnx_model = _onnx().load(str(graph))
+    got = run(onnx_model, X)
+    assert list(got["label"]) == predicted
+    meta = export.metadata(graph)
+    assert meta["feature_names"] == ["size", "ratio", "texture"]
+    assert sorted(meta["class_names"]) == ["benign", "malignant"] and meta["input_scaling"]
+    code = cli.main(["export", str(tmp_path / "missing.npz"), "-o", str(graph)])
+    assert code == 2 and "missing.npz: no such file" in capsys.readouterr().err
+
+
 def _bad_calls():
     soft = MLP((3, 4, 2), output="softmax")
     reg = MLP((3, 2), output="identity", loss="mse")
