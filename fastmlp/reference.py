@@ -43,6 +43,7 @@ __all__ = [
     "gradient",
     "sgd_step",
     "train_epoch",
+    "train_epoch_blocked",
     "mean_loss",
     "finite_difference_gradient",
     "splitmix64",
@@ -255,6 +256,59 @@ def train_epoch(
     for r in order:
         params, loss_value = sgd_step(layout, params, activations, loss, X[r], Y[r], lr)
         step_losses.append(loss_value)
+    return params, np.array(step_losses, dtype=params.dtype)
+
+
+def train_epoch_blocked(
+    layout: Layout,
+    params: np.ndarray,
+    activations: Sequence[str],
+    loss: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+    order: Sequence[int],
+    lr: float,
+    block: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_epoch`` with layer 0 reassociated over blocks of ``block`` samples (issue 21).
+
+    Within a block that starts from ``W0, b0``, per-sample SGD gives sample t the pre-activation
+    ``W0 x_t + b0 - lr sum_{s<t} (x_s . x_t + 1) d_s`` (``d_s``: sample s's layer-0 delta), so
+    layer 0's forward pass is one product ``X_block W0^T`` plus a correction from the block's
+    Gram matrix, and its update one rank-``block`` product at the block's end:
+    ``W0 <- W0 - lr sum_t d_t x_t^T``, ``b0 <- b0 - lr sum_t d_t``. The layers above are updated
+    per sample as usual. It is the same trajectory as ``train_epoch`` (each gradient taken at
+    the parameters left by every sample before it), summed in another order. Returns the new
+    params and the per-step losses, as ``train_epoch``.
+    """
+    lr = params.dtype.type(lr)
+    params = params.copy()
+    weights, biases = layout.weights(params), layout.biases(params)
+    W0, b0 = weights[0], biases[0]
+    order = list(order)
+    step_losses = []
+    for start in range(0, len(order), block):
+        rows = order[start : start + block]
+        Xb = X[rows]
+        Z0 = Xb @ W0.T + b0  # the block-start weights, one product
+        gram = Xb @ Xb.T + params.dtype.type(1)
+        D = np.zeros((len(rows), W0.shape[0]), dtype=params.dtype)
+        for t, r in enumerate(rows):
+            z = (Z0[t] - lr * (gram[:t, t] @ D[:t]))[None, :]
+            zs, acts = [z], [activate(activations[0], z)]
+            for l in range(1, layout.n_layers):
+                zs.append(acts[-1] @ weights[l].T + biases[l])
+                acts.append(activate(activations[l], zs[-1]))
+            y = Y[r][None, :]
+            step_losses.append(losses(loss, activations[-1], zs[-1], acts[-1], y)[0])
+            delta_out = output_delta(loss, activations[-1], zs[-1], acts[-1], y)
+            deltas = backward(layout, params, activations, zs, acts, delta_out)
+            D[t] = deltas[0][0]
+            for l in range(1, layout.n_layers):  # the layers above: per sample
+                weights[l] -= lr * np.outer(deltas[l][0], acts[l - 1][0])
+                biases[l] -= lr * deltas[l][0]
+        W0 -= lr * (D.T @ Xb)
+        b0 -= lr * D.sum(axis=0)
     return params, np.array(step_losses, dtype=params.dtype)
 
 
