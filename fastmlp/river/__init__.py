@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from .. import reference
+from .._output_scaling import rescale_output
 from ..errors import DivergenceError
+from ..model import MLP
 from ._base import OnlineMLP, check_params, check_weight
 from ._deps import base
 
@@ -539,7 +541,7 @@ class MLPRegressor(OnlineMLP, base.MiniBatchRegressor):
             net = calls.net
             W, b = net.weights[-1], net.biases[-1]
             saved = W.copy(), b.copy()
-            _rescale_output(W, b, y_mean, y_std, mean, std)
+            _rescale(net, y_mean, y_std, mean, std)
             calls.target[0, 0] = (y - mean) / std
             loss = calls.step(-1, self.lr * w)
             if loss != loss:
@@ -559,7 +561,7 @@ class MLPRegressor(OnlineMLP, base.MiniBatchRegressor):
         """Use ``(mean, std)`` from now on, the output layer rescaled to predict the same."""
         net = self._net
         assert net is not None
-        _rescale_output(net.weights[-1], net.biases[-1], self.y_mean, self.y_std, mean, std)
+        _rescale(net, self.y_mean, self.y_std, mean, std)
         self.y_mean, self.y_std = mean, std
 
     def learn_many(self, X: Any, y: Any) -> None:
@@ -643,19 +645,11 @@ class MLPRegressor(OnlineMLP, base.MiniBatchRegressor):
         return pd.Series(self.y_mean + self.y_std * out, index=X.index)
 
 
-def _rescale_output(
-    W: np.ndarray, b: np.ndarray, old_mean: float, old_std: float, mean: float, std: float
-) -> None:
-    """Change the output layer ``(W, b)`` from predicting ``(y - old_mean) / old_std`` to
-    predicting ``(y - mean) / std``, with the same predictions of ``y`` (the output is the
-    identity): ``W' = W r`` and ``b' = b r + (old_mean - mean) / std``, ``r = old_std / std``.
-
-    (``fastmlp.sklearn._target.rescale_output`` does this for an output layer of any width and
-    the optimizer state; importing it would import scikit-learn, and plain SGD has no state.)
-    """
-    r = old_std / std
-    W *= r
-    b[0] = b[0] * r + (old_mean - mean) / std
+def _rescale(net: MLP, old_mean: float, old_std: float, mean: float, std: float) -> None:
+    """The output layer of ``net`` from predicting ``(y - old_mean) / old_std`` to predicting
+    ``(y - mean) / std``, the same predictions of ``y`` (``_output_scaling.rescale_output``)."""
+    rescale_output(net, [], np.array([old_mean]), np.array([old_std]), np.array([mean]),
+                   np.array([std]))  # fmt: skip
 
 
 def _check_target(y: Any) -> float:

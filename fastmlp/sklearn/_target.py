@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from .._output_scaling import rescale_output
 from ..model import MLP
 
 __all__ = ["DRIFT", "TargetScaler"]
@@ -141,31 +142,3 @@ class TargetScaler:
             out *= self.scale_d
             out += self.mean_d
         return out
-
-
-def rescale_output(
-    net: MLP,
-    others: list[np.ndarray],
-    old_mean: np.ndarray,
-    old_scale: np.ndarray,
-    new_mean: np.ndarray,
-    new_scale: np.ndarray,
-) -> None:
-    """Change the output layer of ``net`` (and of the flat parameter arrays ``others``, in
-    ``net``'s layout) from predicting ``(y - old_mean) / old_scale`` to predicting
-    ``(y - new_mean) / new_scale``, with the same predictions of ``y``; the optimizer's
-    velocity (or Adam's first moment) scales with the weights, Adam's second moment with
-    their square."""
-    ratio = old_scale / new_scale
-    shift = (old_mean - new_mean) / new_scale
-    lay = net.layout
-    for flat in [net._params, *others]:
-        W, b = lay.weights(flat)[-1], lay.biases(flat)[-1]
-        W *= ratio[:, None].astype(W.dtype)
-        b[...] = b * ratio + shift
-    state = net._optimizer_state
-    for buffer, power in ((state.velocity, 1), (state.moment2, 2)):
-        if buffer.shape[0] == lay.n_params:
-            factor = (ratio**power).astype(buffer.dtype)
-            lay.weights(buffer)[-1][...] *= factor[:, None]
-            lay.biases(buffer)[-1][...] *= factor
