@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -57,13 +58,19 @@ def run_fastmlp(X: np.ndarray, y: list[int], lr: float) -> tuple[float, float]:
     return seconds / len(y) * 1e6, correct / len(y)
 
 
+_NAMES = [f"f{j}" for j in range(N_FEATURES)]
+
+
+def vw_line(row: list[float], label: int) -> str:
+    """One event in VW's text format, label -1/+1."""
+    return f"{2 * label - 1} | " + " ".join(
+        f"{n}:{v:.17g}" for n, v in zip(_NAMES, row, strict=True)
+    )
+
+
 def vw_lines(X: np.ndarray, y: list[int]) -> list[str]:
-    """The events in VW's text format, labels -1/+1."""
-    names = [f"f{j}" for j in range(N_FEATURES)]
-    return [
-        f"{2 * label - 1} | " + " ".join(f"{n}:{v:.17g}" for n, v in zip(names, row, strict=True))
-        for row, label in zip(X, y, strict=True)
-    ]
+    """The events in VW's text format, formatted before any timing."""
+    return [vw_line(row, label) for row, label in zip(X.tolist(), y, strict=True)]
 
 
 def _workspace(flags: str):
@@ -72,9 +79,10 @@ def _workspace(flags: str):
     return vowpalwabbit.Workspace(f"--nn {N_HIDDEN} --loss_function logistic --quiet {flags}")
 
 
-def run_vw(lines: list[str], y: list[int], flags: str) -> tuple[float, float]:
+def run_vw(lines: Iterable[str], y: list[int], flags: str) -> tuple[float, float]:
     """(µs per event, progressive accuracy) of one pass: parse and learn each example,
-    reading the prediction VW made before its update (VW's fastest way from Python)."""
+    reading the prediction VW made before its update (VW's fastest way from Python). A
+    generator of ``lines`` formats each event inside the timed loop."""
     vw = _workspace(flags)
     correct = 0
     start = time.perf_counter()
@@ -106,21 +114,8 @@ def run_vw_predict_learn(lines: list[str], y: list[int]) -> tuple[float, float]:
 def run_vw_from_rows(X: np.ndarray, y: list[int]) -> tuple[float, float]:
     """``run_vw`` with each event's text formatted from its NumPy row in the loop, as a
     stream of numeric rows needs."""
-    vw = _workspace("")
-    names = [f"f{j}" for j in range(N_FEATURES)]
-    correct = 0
-    start = time.perf_counter()
-    for row, label in zip(list(X), y, strict=True):
-        line = f"{2 * label - 1} | " + " ".join(
-            f"{n}:{v:.17g}" for n, v in zip(names, row.tolist(), strict=True)
-        )
-        ex = vw.parse(line)
-        vw.learn(ex)
-        correct += (ex.get_simplelabel_prediction() > 0) == label
-        vw.finish_example(ex)
-    seconds = time.perf_counter() - start
-    vw.finish()
-    return seconds / len(y) * 1e6, correct / len(y)
+    lines = (vw_line(row.tolist(), label) for row, label in zip(list(X), y, strict=True))
+    return run_vw(lines, y, "")
 
 
 def main(argv: list[str] | None = None) -> None:
