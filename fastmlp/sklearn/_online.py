@@ -173,4 +173,4 @@ def forward_row(est: _BaseMLP, X: object) -> np.ndarray | None:
     path = est.__dict__.get("_row_path")
     if path is None or est.dtype is not path.dtype_param or not path.takes(X):
         return None
-    return est.net_.predict(X)
+    return _streaming.predict_row(est.net_, X)  # takes() checked what MLP.predict would
