@@ -93,6 +93,9 @@ class KernelArgs:
         The parameters before the kernel call in flight (``fit`` and ``step`` roll back to it).
     workspace : ndarray (n_params,) or (0,)
         The general kernel's gradient buffer, allocated on first use (``gradient_workspace``).
+    blocks : tuple of ndarray
+        The blocked kernel's ``xs, zb, cb, gram``, allocated on first use
+        (``block_workspace``).
     """
 
     def __init__(
@@ -104,6 +107,8 @@ class KernelArgs:
         self.zs, self.acts, self.deltas, self.xin, self.mask = unit_buffers(layout, dtype, 5)
         self.backup = np.empty(layout.n_params, dtype)
         self.workspace = np.empty(0, dtype)
+        self.blocks: tuple[np.ndarray, ...] = ()
+        self.block = 0
 
     @classmethod
     def of(cls, net) -> KernelArgs:
@@ -115,3 +120,16 @@ class KernelArgs:
         if self.workspace.shape[0] != self.layout.n_params:
             self.workspace = work_buffer(self.layout.n_params, self.dtype)
         return self.workspace
+
+    def block_workspace(self, block: int) -> tuple[np.ndarray, ...]:
+        """``train_epoch_blocked``'s ``xs, zb, cb, gram`` for blocks of ``block`` samples
+        (allocated once per block size)."""
+        if self.block != block:
+            n_pad = -(-block // K.BLOCK_TILE) * K.BLOCK_TILE
+            n_in, n_out = self.layout.sizes[0], self.layout.sizes[1]
+            self.blocks = tuple(
+                work_buffer(n, self.dtype)
+                for n in (2 * n_pad * n_in, n_pad * n_out, n_pad * n_out, n_pad * n_pad)
+            )
+            self.block = block
+        return self.blocks

@@ -14,7 +14,8 @@ Contents, in file order
    ``_forward_layers``, ``_output_delta``, ``_backprop_layer``, ``_update_*``.
 5. One sample: ``forward``, ``output_delta``, ``backward``, ``gradient``, ``sgd_update``,
    ``sgd_step``, ``sample_gradient`` (the pieces the tests compare with the reference).
-6. The fused online-SGD epoch: ``train_epoch`` (layer 0's inputs staged by ``_stage_input``).
+6. The fused online-SGD epoch: ``train_epoch`` (layer 0's inputs staged by ``_stage_input``),
+   and ``train_epoch_blocked``, the same SGD with layer 0 summed over blocks of samples.
 7. Many rows, no update: ``predict_batch``, ``loss_batch`` (``PREDICT_BLOCK`` rows a pass).
 8. The benchmark's yardstick: ``one_pass_bound``.
 9. The streaming step with rollback: ``sgd_step_if_finite``, and the one-call-per-event
@@ -704,6 +705,265 @@ def train_epoch(params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, loss
         else:
             _load_input(meta, X, r, acts)
             _update_layer(params, meta, 0, acts, deltas, lr)
+
+
+# --- The blocked online-SGD epoch: layer 0 reassociated over blocks of samples (issue 21) -------
+# Per-sample SGD reads and writes every weight for every sample, so ``train_epoch`` runs at
+# about the one-pass memory bound. For layer 0 the same trajectory can be summed in another
+# order. Within a block of samples that starts from ``W0, b0``, with ``c_s = lr delta_s`` (sample
+# s's layer-0 delta), sample t's pre-activation is exactly
+#     z_t = W0 x_t + b0 - sum_{s<t} (x_s . x_t + 1) c_s
+# (``W_t = W0 - sum_{s<t} c_s x_s^T``, ``b_t = b0 - sum_{s<t} c_s``). So per block: one product
+# ``W0 [x_1 .. x_k]`` (W0 read once per k samples), the block's Gram matrix ``x_s . x_t``, a
+# correction of ``t`` axpys of ``n_out`` per sample, the layers above per sample as in
+# ``train_epoch``, and at the block's end one rank-k update ``W0 -= sum_t c_t x_t^T`` (W0 read
+# and written once per 4 samples, from L1). Every gradient is still taken at the parameters
+# left by all the samples before it (``reference.train_epoch_blocked`` states it in NumPy).
+# Both products run on register tiles of 4 rows of W0 x 4 samples: per input index 8 loads
+# feed 16 multiply-adds, which makes them arithmetic bound instead of memory bound. Blocks are
+# padded to whole tiles with zero inputs and zero deltas, which add exact zeros.
+BLOCK_TILE = 4  # rows and samples per register tile (the helpers below are written for 4)
+
+
+@jit_inline
+def _dots_4x4(A, a, B, b, n):
+    """The 16 dot products of rows ``a + r n`` of A with rows ``b + t n`` of B (r, t in 0..3),
+    each ``n`` long, in one pass over the 8 rows; returned as ``(r0t0, r0t1, ..., r3t3)``."""
+    zero = A.dtype.type(0.0)
+    a1, a2, a3 = a + n, a + n + n, a + n * np.uint64(3)
+    b1, b2, b3 = b + n, b + n + n, b + n * np.uint64(3)
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+    for i in range(n):  # 16 reductions: vectorised because fastmath allows reassoc
+        x0, x1, x2, x3 = B[b + i], B[b1 + i], B[b2 + i], B[b3 + i]
+        w = A[a + i]
+        s00 += w * x0
+        s01 += w * x1
+        s02 += w * x2
+        s03 += w * x3
+        w = A[a1 + i]
+        s10 += w * x0
+        s11 += w * x1
+        s12 += w * x2
+        s13 += w * x3
+        w = A[a2 + i]
+        s20 += w * x0
+        s21 += w * x1
+        s22 += w * x2
+        s23 += w * x3
+        w = A[a3 + i]
+        s30 += w * x0
+        s31 += w * x1
+        s32 += w * x2
+        s33 += w * x3
+    return (s00, s01, s02, s03, s10, s11, s12, s13,
+            s20, s21, s22, s23, s30, s31, s32, s33)  # fmt: skip
+
+
+@jit_inline
+def _dots_1x4(A, a, B, b, n):
+    """The 4 dot products of row ``a`` of A with rows ``b + t n`` of B (t in 0..3)."""
+    zero = A.dtype.type(0.0)
+    b1, b2, b3 = b + n, b + n + n, b + n * np.uint64(3)
+    s0 = s1 = s2 = s3 = zero
+    for i in range(n):
+        w = A[a + i]
+        s0 += w * B[b + i]
+        s1 += w * B[b1 + i]
+        s2 += w * B[b2 + i]
+        s3 += w * B[b3 + i]
+    return s0, s1, s2, s3
+
+
+@jit_inline
+def _store_4(out, at, stride, s0, s1, s2, s3, add):
+    """``out[at + q stride] = add + s_q`` for q in 0..3."""
+    out[at] = add + s0
+    out[at + stride] = add + s1
+    out[at + stride + stride] = add + s2
+    out[at + stride * np.uint64(3)] = add + s3
+
+
+@jit_inline
+def _block_gram(xs, x, n_in, n_pad, gram):
+    """``gram[s n_pad + t] = x_s . x_t + 1`` for the block's ``n_pad`` inputs staged at
+    ``xs[x]``, at least for every ``s < t`` (whole 4 x 4 tiles on and above the diagonal)."""
+    four = np.uint64(BLOCK_TILE)
+    one = xs.dtype.type(1.0)
+    s = np.uint64(0)
+    while s < n_pad:
+        t = s
+        while t < n_pad:
+            g = _dots_4x4(xs, x + s * n_in, xs, x + t * n_in, n_in)
+            at, unit = s * n_pad + t, np.uint64(1)
+            _store_4(gram, at, unit, g[0], g[1], g[2], g[3], one)
+            _store_4(gram, at + n_pad, unit, g[4], g[5], g[6], g[7], one)
+            _store_4(gram, at + n_pad + n_pad, unit, g[8], g[9], g[10], g[11], one)
+            _store_4(gram, at + n_pad * np.uint64(3), unit, g[12], g[13], g[14], g[15], one)
+            t += four
+        s += four
+
+
+@jit_inline
+def _subtract_4x4(params, row, n_in, xs, x, c0, c1, c2, c3):
+    """``W[r, i] -= sum_q c_q[r] xs[x + q n_in + i]`` for the 4 rows ``row + r n_in`` of W
+    and the 4 staged inputs at ``x`` (``c_q``: the 4 rows' coefficients of input q)."""
+    r1, r2, r3 = row + n_in, row + n_in + n_in, row + n_in * np.uint64(3)
+    x1, x2, x3 = x + n_in, x + n_in + n_in, x + n_in * np.uint64(3)
+    for i in range(n_in):
+        a0, a1, a2, a3 = xs[x + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]
+        params[row + i] -= c0[0] * a0 + c1[0] * a1 + c2[0] * a2 + c3[0] * a3
+        params[r1 + i] -= c0[1] * a0 + c1[1] * a1 + c2[1] * a2 + c3[1] * a3
+        params[r2 + i] -= c0[2] * a0 + c1[2] * a1 + c2[2] * a2 + c3[2] * a3
+        params[r3 + i] -= c0[3] * a0 + c1[3] * a1 + c2[3] * a2 + c3[3] * a3
+
+
+@jit_inline
+def _coefs_4(cb, at, one):
+    """The 4 consecutive coefficients ``cb[at .. at + 3]``."""
+    return cb[at], cb[at + one], cb[at + one + one], cb[at + one + one + one]
+
+
+@jit_inline
+def _subtract_1x4(params, row, n_in, xs, x, c0, c1, c2, c3):
+    """``W[row + i] -= sum_q c_q xs[x + q n_in + i]``: one row, the 4 staged inputs at ``x``."""
+    x1, x2, x3 = x + n_in, x + n_in + n_in, x + n_in * np.uint64(3)
+    for i in range(n_in):
+        params[row + i] -= c0 * xs[x + i] + c1 * xs[x1 + i] + c2 * xs[x2 + i] + c3 * xs[x3 + i]
+
+
+@jit_inline
+def _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, n_rows):
+    """Layer 0's rows ``j .. j + n_rows - 1`` (``n_rows`` 4, or 1 for the last rows of a width
+    that is not a multiple of 4): first the update of the block just trained, whose ``n_cur``
+    (padded) inputs are staged at ``xs[cur]``, ``W -= sum_t c_t x_t^T``, ``b -= sum_t c_t``
+    (``c_t`` at ``cb[t n_out]``); then ``z = W x + b`` of the next block's ``n_nxt`` inputs at
+    ``xs[nxt]`` into ``zb`` (sample t's at ``t n_out``). The rows stay in L1 between the two.
+    ``n_cur = 0``: no update; ``n_nxt = 0``: no forward pass."""
+    n_in, n_out = meta[0, N_IN], meta[0, N_OUT]
+    w, b = meta[0, W_OFF], meta[0, B_OFF]
+    four, one = np.uint64(BLOCK_TILE), np.uint64(1)
+    row = w + j * n_in
+    t = np.uint64(0)
+    while t < n_cur:
+        at = t * n_out + j
+        if n_rows == four:
+            c0 = _coefs_4(cb, at, one)
+            c1 = _coefs_4(cb, at + n_out, one)
+            c2 = _coefs_4(cb, at + n_out + n_out, one)
+            c3 = _coefs_4(cb, at + n_out * np.uint64(3), one)
+            _subtract_4x4(params, row, n_in, xs, cur + t * n_in, c0, c1, c2, c3)
+        else:
+            c0, c1 = cb[at], cb[at + n_out]
+            c2, c3 = cb[at + n_out + n_out], cb[at + n_out * np.uint64(3)]
+            _subtract_1x4(params, row, n_in, xs, cur + t * n_in, c0, c1, c2, c3)
+        t += four
+    for r in range(j, j + n_rows):
+        for t in range(n_cur):  # padding adds zeros
+            params[b + r] -= cb[t * n_out + r]
+    t = np.uint64(0)
+    while t < n_nxt:
+        at = t * n_out + j
+        x = nxt + t * n_in
+        if n_rows == four:
+            s = _dots_4x4(params, row, xs, x, n_in)
+            _store_4(zb, at, n_out, s[0], s[1], s[2], s[3], params[b + j])
+            _store_4(zb, at + one, n_out, s[4], s[5], s[6], s[7], params[b + j + one])
+            _store_4(zb, at + one + one, n_out, s[8], s[9], s[10], s[11], params[b + j + one + one])
+            _store_4(zb, at + np.uint64(3), n_out, s[12], s[13], s[14], s[15],
+                     params[b + j + np.uint64(3)])  # fmt: skip
+        else:
+            s = _dots_1x4(params, row, xs, x, n_in)
+            _store_4(zb, at, n_out, s[0], s[1], s[2], s[3], params[b + j])
+        t += four
+
+
+@jit_inline
+def _block_pass(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb):
+    """``_block_rows`` over all of layer 0's rows: one pass over W0 between two blocks."""
+    n_out = meta[0, N_OUT]
+    four, one = np.uint64(BLOCK_TILE), np.uint64(1)
+    j = np.uint64(0)
+    while j + four <= n_out:
+        _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, four)
+        j += four
+    while j < n_out:
+        _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, one)
+        j += one
+
+
+@jit_inline
+def _stage_block(meta, X, order, start, n_steps, xs, at, n_pad):
+    """Copy the inputs ``X[order[start + t]]``, ``t < n_steps``, to ``xs[at + t n_in]``, and
+    zeros up to ``n_pad`` inputs (the padding of the last tile)."""
+    n_in = meta[0, N_IN]
+    zero = xs.dtype.type(0.0)
+    for t in range(n_steps):
+        r = order[start + np.int64(t)]
+        base = at + t * n_in
+        for i in range(n_in):
+            xs[base + i] = X[r, i]
+    for i in range(at + n_steps * n_in, at + n_pad * n_in):
+        xs[i] = zero
+
+
+@jit
+def train_epoch_blocked(
+    params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, losses, xs, zb, cb, gram, block
+):  # fmt: skip
+    """``train_epoch``'s online SGD over ``X[order[t]]``, with layer 0 summed in blocks of
+    ``block`` samples (see the section's comment): the same trajectory, in another order of
+    summation. ``losses[t]`` receives step t's loss. Blocks are padded to ``n_pad`` samples,
+    ``block`` rounded up to a multiple of ``BLOCK_TILE``. Workspace (``n_out``: layer 0's):
+    ``xs`` (2 n_pad n_in,) the inputs of the block and of the next, ``zb`` (n_pad n_out,) the
+    block's block-start layer-0 z, ``cb`` (n_pad n_out,) its ``lr delta``, ``gram``
+    (n_pad^2,). One pass over W0 between two blocks updates it for the first and computes z
+    of the second. Every call ends on a finished block: a call on ``n`` samples makes
+    exactly ``n`` updates. Allocates nothing.
+    """
+    n_steps = order.shape[0]
+    if n_steps == 0:
+        return
+    n_layers = meta.shape[0]
+    n_in, n_out = meta[0, N_IN], meta[0, N_OUT]
+    dst = meta[0, OUT_OFF]
+    four, one = np.uint64(BLOCK_TILE), np.uint64(1)
+    zero = params.dtype.type(0.0)
+    half = (np.uint64(block) + four - one) // four * four * n_in  # where xs' 2nd block starts
+    cur = np.uint64(0)
+    n_real = np.uint64(min(block, n_steps))
+    n_tile = (n_real + four - one) // four * four
+    _stage_block(meta, X, order, 0, n_real, xs, cur, n_tile)
+    _block_pass(params, meta, xs, cur, cur, cb, np.uint64(0), n_tile, zb)
+    for start in range(0, n_steps, block):
+        _block_gram(xs, cur, n_in, n_tile, gram)
+        for t in range(n_real, n_tile):  # padding: zero coefficients
+            for j in range(n_out):
+                cb[t * n_out + j] = zero
+        for t in range(n_real):
+            r = order[start + np.int64(t)]
+            zt = t * n_out
+            for j in range(n_out):
+                zs[dst + j] = zb[zt + j]
+            for s in range(t):  # the updates of the block's earlier samples
+                g = gram[s * n_tile + t]
+                cs = s * n_out
+                for j in range(n_out):
+                    zs[dst + j] -= g * cb[cs + j]
+            lse = _forward_layers(params, meta, 0, zs, acts)  # layer 0's z is ready
+            losses[start + np.int64(t)] = _output_delta(
+                meta, loss_code, Y, r, zs, acts, deltas, lse
+            )
+            for q in range(n_layers - 1):
+                _backprop_and_update_layer(params, meta, n_layers - 1 - q, zs, acts, deltas, lr)
+            for j in range(n_out):
+                cb[zt + j] = lr * deltas[dst + j]
+        nxt = half - cur
+        n_next = np.uint64(min(block, max(0, n_steps - start - block)))
+        n_next_tile = (n_next + four - one) // four * four
+        _stage_block(meta, X, order, start + block, n_next, xs, nxt, n_next_tile)
+        _block_pass(params, meta, xs, cur, nxt, cb, n_tile, n_next_tile, zb)
+        cur, n_real, n_tile = nxt, n_next, n_next_tile
 
 
 @jit_inline

@@ -10,10 +10,14 @@ grid, measured at most 2.6e-14 (float64) and 2.8e-5 (float32) of |param| + 1e-3.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from conftest import DTYPES, GRID, TOL_EPOCH, case_id, make_case
 
+from fastmlp import _kernel_args as KA
+from fastmlp import _kernels as K
 from fastmlp import reference
 
 
@@ -29,3 +33,76 @@ def test_blocked_layer_zero_is_per_sample_sgd(case, dtype, block):
     tol = TOL_EPOCH[np.dtype(dtype)]
     np.testing.assert_allclose(got, expected, **tol, err_msg="params after the epoch")
     np.testing.assert_allclose(got_losses, expected_losses, **tol, err_msg="per-step losses")
+
+
+# --- The kernel: _kernels.train_epoch_blocked ---------------------------------------------------
+def _blocked_epoch(net, X, Y, order, lr, block, params=None):
+    """Run ``train_epoch_blocked`` on a copy of the params (or on ``params``); return both."""
+    kargs = KA.KernelArgs.of(net)
+    params = net.params.copy() if params is None else params
+    losses = np.full(order.size, np.nan, net.dtype)
+    K.train_epoch_blocked(
+        params, kargs.meta, kargs.loss_code, X, Y, order, net.dtype.type(lr), kargs.zs,
+        kargs.acts, kargs.deltas, losses, *kargs.block_workspace(block), block,
+    )  # fmt: skip
+    return params, losses
+
+
+def _reference_epoch(net, X, Y, order, lr):
+    """``reference.train_epoch`` in float64 on the net's own (dtype-rounded) params and data."""
+    as64 = functools.partial(np.asarray, dtype=np.float64)
+    return reference.train_epoch(
+        net.layout, as64(net.params), net.activations, net.loss_name, as64(X), as64(Y), order, lr
+    )
+
+
+# 11 steps, some rows twice: blocks of 1, 2, 3 and 5 leave a last block that is not full, 4 and
+# 8 a last one shorter than a register tile, 16 is longer than the whole epoch.
+ORDER = np.array([3, 0, 7, 1, 1, 6, 2, 5, 4, 0, 7], dtype=np.int64)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 4, 5, 8, 16])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", GRID, ids=case_id)
+def test_blocked_kernel_is_per_sample_sgd(case, dtype, block):
+    # The grid's layer 0 has 1, 2, 5, 7 and 12 rows: whole 4-row tiles, partial ones and both.
+    net, X, Y = make_case(case, dtype)
+    expected, expected_losses = _reference_epoch(net, X, Y, ORDER, 0.02)
+    got, got_losses = _blocked_epoch(net, X, Y, ORDER, 0.02, block)
+    tol = TOL_EPOCH[np.dtype(dtype)]
+    np.testing.assert_allclose(got, expected, **tol, err_msg="params after the epoch")
+    np.testing.assert_allclose(got_losses, expected_losses, **tol, err_msg="per-step losses")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "sizes, hidden", [((40, 13, 9, 3), "relu"), ((33, 16, 3), "tanh"), ((64, 8, 3), "sigmoid")]
+)
+@pytest.mark.parametrize("block", [3, 8, 16])
+def test_blocked_kernel_on_wider_inputs(sizes, hidden, dtype, block):
+    """Inputs wide enough for the vectorised tiles' main loops, 37 steps (blocks left over)."""
+    net, X, Y = make_case((sizes, hidden, "softmax", "cross_entropy"), dtype, n_samples=40)
+    order = np.random.default_rng(block).permutation(40)[:37]
+    expected, expected_losses = _reference_epoch(net, X, Y, order, 0.01)
+    got, got_losses = _blocked_epoch(net, X, Y, order, 0.01, block)
+    tol = TOL_EPOCH[np.dtype(dtype)]
+    np.testing.assert_allclose(got, expected, **tol, err_msg="params after the epoch")
+    np.testing.assert_allclose(got_losses, expected_losses, **tol, err_msg="per-step losses")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocked_kernel_calls_split_on_block_boundaries_give_the_same_bits(dtype):
+    net, X, Y = make_case(((40, 13, 9, 3), "relu", "softmax", "cross_entropy"), dtype, 40)
+    order = np.random.default_rng(0).permutation(40)
+    whole, whole_losses = _blocked_epoch(net, X, Y, order, 0.01, 8)
+    params = net.params.copy()
+    _, first = _blocked_epoch(net, X, Y, order[:16], 0.01, 8, params)
+    _, second = _blocked_epoch(net, X, Y, order[16:], 0.01, 8, params)
+    np.testing.assert_array_equal(params, whole)
+    np.testing.assert_array_equal(np.concatenate([first, second]), whole_losses)
+
+
+def test_blocked_kernel_on_no_samples_changes_nothing():
+    net, X, Y = make_case(((3, 5, 2), "tanh", "softmax", "cross_entropy"), np.float64)
+    got, _ = _blocked_epoch(net, X, Y, np.empty(0, np.int64), 0.1, 8)
+    np.testing.assert_array_equal(got, net.params)
