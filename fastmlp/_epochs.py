@@ -1,9 +1,10 @@
 """One epoch of training, three ways, and the choice between them.
 
 - ``serial``: every sample in turn on one thread, in chunks of kernel calls (plain online SGD on
-  the fused ``train_epoch`` kernel, or a tiny net's shape-specialised kernel; anything else on
-  ``train_epoch_opt``). A chunk that produces NaN/inf is replayed one update at a time to stop
-  exactly before the offending update.
+  the fused ``train_epoch`` kernel, on ``train_epoch_blocked`` where layer 0 is large enough
+  for blocks to pay (``tuning.block_size``), or on a tiny net's shape-specialised kernel;
+  anything else on ``train_epoch_opt``). A chunk that produces NaN/inf is replayed one update
+  at a time to stop exactly before the offending update.
 - ``rows``: exact online SGD with each layer's rows split between threads that meet at a spin
   barrier between layers (``train_epoch_rows``).
 - ``hogwild``: threads each take a share of the samples and update the shared parameters
@@ -44,10 +45,13 @@ def strategy(
     weights: np.ndarray | None,
     n_jobs: int,
     parallel: str,
+    block_size: int | None = None,
 ) -> EpochRunner:
-    """The epoch runner of a ``fit`` call, after checking that ``n_jobs``/``parallel`` fit the
-    settings. Row-parallel epochs run on one thread per core at most (a spin barrier needs
-    them all), and serially for nets without a hidden layer or on a tiny net's kernel."""
+    """The epoch runner of a ``fit`` call, after checking that ``n_jobs``/``parallel``/
+    ``block_size`` fit the settings. Row-parallel epochs run on one thread per core at most (a
+    spin barrier needs them all), and serially for nets without a hidden layer or on a tiny
+    net's kernel. Serial plain SGD runs in blocks of ``block_size`` samples (None:
+    ``tuning.block_size``'s choice; 1: one sample at a time, ``train_epoch``'s order)."""
     if parallel not in ("rows", "hogwild"):
         raise ValueError(f"parallel must be 'rows' or 'hogwild', got {parallel!r}.")
     if n_jobs > 1 and not (settings.is_plain_sgd and weights is None):
@@ -55,6 +59,17 @@ def strategy(
             f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
             "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
         )
+    if block_size is not None and block_size > 1:
+        if not (settings.is_plain_sgd and weights is None):
+            raise ValueError(
+                f"block_size={block_size} runs plain online SGD only: batch_size=1, "
+                "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
+            )
+        if n_jobs > 1:
+            raise ValueError(
+                f"block_size={block_size} runs on one thread; n_jobs={n_jobs} trains one "
+                "sample at a time: give block_size=None or 1 with it."
+            )
     if n_jobs > 1 and parallel == "hogwild":
         return functools.partial(hogwild, net, n_jobs)
     if n_jobs > 1:  # rows
@@ -62,12 +77,18 @@ def strategy(
         n_jobs = 1 if unsplit else min(n_jobs, tuning.available_cores())
     if n_jobs > 1:
         return functools.partial(rows, net, n_jobs)
-    return functools.partial(serial, net, weights, settings)  # (a C call, cheaper than a lambda)
+    if block_size is None:
+        plain = settings.is_plain_sgd and weights is None and net._tiny_kernel() is None
+        block_size = tuning.block_size(net.layout, net.dtype) if plain else 1
+    # (a partial is a C call, cheaper than a lambda)
+    return functools.partial(serial, net, weights, settings, block=block_size)
 
 
-def chunk_samples(net: MLP) -> int:
-    """Samples per kernel call within an epoch: ~``tuning.UPDATES_PER_CHUNK`` updates."""
-    return max(1, tuning.UPDATES_PER_CHUNK // (net.n_params + net.layout.n_units))
+def chunk_samples(net: MLP, block: int = 1) -> int:
+    """Samples per kernel call within an epoch: ~``tuning.UPDATES_PER_CHUNK`` updates, in whole
+    blocks of ``block`` samples (so chunking never changes where the blocks fall)."""
+    chunk = max(1, tuning.UPDATES_PER_CHUNK // (net.n_params + net.layout.n_units))
+    return max(block, chunk // block * block)
 
 
 def serial(
@@ -79,19 +100,23 @@ def serial(
     order: np.ndarray,
     lr: float,
     epoch: int,
+    *,
+    block: int = 1,
 ) -> np.ndarray:
     """One epoch over ``X[order]`` in chunks of kernel calls; returns per-sample losses.
 
     Each epoch runs in chunks: Ctrl-C, which Python only sees between kernel calls, then
     stops within a few ms with the model at a finished update. Splitting an epoch into
-    calls does not change the result (tested bit for bit). Plain online SGD runs the fused
-    ``train_epoch`` kernel; anything else the general ``train_epoch_opt``.
+    calls does not change the result (tested bit for bit): chunks hold whole blocks. Plain
+    online SGD runs the fused ``train_epoch`` kernel, or with ``block`` > 1
+    ``train_epoch_blocked`` (every call ends on a finished block, its updates all applied);
+    anything else the general ``train_epoch_opt``.
     """
     n_samples = order.shape[0]
     plain = settings.is_plain_sgd and weights is None
     batch = settings.batch_size
     losses = np.empty(n_samples, dtype=net.dtype)
-    chunk = chunk_samples(net)
+    chunk = chunk_samples(net, block if plain else 1)
     state = net._optimizer_state
     kargs = net._args
     if plain:
@@ -113,14 +138,15 @@ def serial(
             snapshot = None if plain else state.snapshot()
             losses[stop - 1] = -1.0  # sentinel: a finished call writes a loss >= 0
             pending = -(-(stop - start) // batch)
-            run_kernel(net, plain, X, Y, order[start:stop], args, losses[start:stop])
+            run_kernel(net, plain, X, Y, order[start:stop], args, losses[start:stop], block)
             net.n_updates_ += pending
             net.n_samples_seen_ += stop - start
             pending = 0
             if K.count_nonfinite(losses[start:stop]) or K.count_nonfinite(net._params):
                 _rewind_and_raise(
-                    net, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
-                )
+                    net, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch,
+                    block,
+                )  # fmt: skip
     except KeyboardInterrupt:
         # The interrupt can surface just after a kernel call returned (CPython checks for
         # signals after C calls), before it was counted: the sentinel tells if it ran.
@@ -131,10 +157,17 @@ def serial(
     return losses
 
 
-def run_kernel(net: MLP, plain: bool, X, Y, order, args, losses) -> None:
-    """One call of the training kernel over ``X[order]`` (``args``: see ``serial``)."""
+def run_kernel(net: MLP, plain: bool, X, Y, order, args, losses, block: int = 1) -> None:
+    """One call of the training kernel over ``X[order]`` (``args``: see ``serial``); plain SGD
+    with ``block`` > 1 on the blocked kernel."""
     kargs = net._args
     if plain:
+        if block > 1:
+            K.train_epoch_blocked(
+                net._params, kargs.meta, kargs.loss_code, X, Y, order, args[0], kargs.zs,
+                kargs.acts, kargs.deltas, losses, *kargs.block_workspace(block), block,
+            )  # fmt: skip
+            return
         tiny = net._tiny_kernel()
         if tiny is not None:  # a net of a few units: its shape-specialised kernel
             tiny(net._params, X, Y, order, args[0], losses)
@@ -151,11 +184,12 @@ def run_kernel(net: MLP, plain: bool, X, Y, order, args, losses) -> None:
 
 
 def _rewind_and_raise(
-    net: MLP, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch
+    net: MLP, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch, block=1
 ) -> None:
     """A chunk produced NaN/inf: replay it from the backup one update at a time (the same
-    kernel, so bit-identical) up to the first update with a non-finite loss or leaving a
-    non-finite parameter, keep the state from before it, and raise."""
+    kernel; a blocked one on one-sample blocks, the same trajectory within rounding) up to the
+    first update with a non-finite loss or leaving a non-finite parameter, keep the state from
+    before it, and raise."""
     state = net._optimizer_state
     net._params[...] = net._args.backup
     if not plain:
@@ -166,7 +200,7 @@ def _rewind_and_raise(
         before[...] = net._params
         saved = None if plain else state.snapshot()
         end = min(t + batch, stop)
-        run_kernel(net, plain, X, Y, order[t:end], args, losses[t:end])
+        run_kernel(net, plain, X, Y, order[t:end], args, losses[t:end], block)
         if K.count_nonfinite(losses[t:end]) or K.count_nonfinite(net._params):
             net._params[...] = before
             if not plain:

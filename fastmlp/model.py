@@ -182,6 +182,7 @@ class MLP:
         progress: bool = False,
         n_jobs: int | None = None,
         parallel: str = "rows",
+        block_size: int | None = None,
     ) -> MLP:
         """Train for ``epochs`` passes: online SGD by default, one update per sample.
 
@@ -252,6 +253,14 @@ class MLP:
             ``"hogwild"`` (Niu et al. 2011): each thread takes a share of the samples and
             updates the shared parameters without locks; not reproducible run to run; a
             diverging epoch is rolled back whole.
+        block_size : int or None, default None
+            Plain online SGD on one thread sums layer 0 in blocks of this many samples: the
+            same trajectory as one update per sample (every gradient taken at the parameters
+            left by all samples before it), summed in another order, so equal within rounding
+            and faster on a wide layer 0 (``docs/how-it-works.md``). None picks it by layer
+            0's shape and the dtype (``fastmlp.tuning.block_size``: from 4,096 weights in
+            float64, 8,192 in float32); 1 sums one sample at a time, bit for bit as releases
+            before blocks did. Values > 1 need plain SGD on one thread.
 
         Returns
         -------
@@ -283,7 +292,9 @@ class MLP:
         patience = None if patience is None else V.check_positive_int("patience", patience)
         tol = V.check_non_negative("tol", tol)
         n_jobs = 1 if n_jobs is None else V.check_positive_int("n_jobs", n_jobs)
-        run_epoch = _epochs.strategy(self, settings, weights, n_jobs, parallel)
+        if block_size is not None:
+            block_size = V.check_positive_int("block_size", block_size)
+        run_epoch = _epochs.strategy(self, settings, weights, n_jobs, parallel, block_size)
         V.check_callback(callback)
         stopping = _training.Stopping(patience, tol, restore_best, callback, progress)
         rng = self._rng if seed is None else np.random.default_rng(seed)

@@ -10,13 +10,25 @@ they live with the kernels in ``fastmlp/_kernels.py`` (Numba's cache key does no
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .layout import Layout
 
 __all__ = [
+    "BLOCK_LARGE_BYTES",
+    "BLOCK_MIN_INPUTS",
+    "BLOCK_MIN_WEIGHTS",
+    "BLOCK_SAMPLES",
+    "BLOCK_SAMPLES_LARGE",
     "PARALLEL_PREDICT_WORK",
     "ROWS_CHUNK_FACTOR",
     "TINY_MAX_PARAMS",
     "UPDATES_PER_CHUNK",
     "available_cores",
+    "block_size",
 ]
 
 # Samples per kernel call inside an epoch are chosen so that one call does about this many
@@ -36,6 +48,33 @@ PARALLEL_PREDICT_WORK = 1 << 22
 # Largest parameter count of a net trained on a shape-specialised kernel (fastmlp._tiny): the
 # straight-line code, and its compile time, grow with it.
 TINY_MAX_PARAMS = 64
+
+
+# Blocked epochs (``_kernels.train_epoch_blocked``, issue 21): ``fit``'s plain online SGD runs
+# layer 0 in blocks of samples -- the same trajectory as one sample at a time, summed in
+# another order (equal within rounding, not bit for bit) -- on nets whose layer 0 has at least
+# BLOCK_MIN_INPUTS inputs and BLOCK_MIN_WEIGHTS weights for the dtype: where blocks were faster
+# in every shape measured (a narrow input saves little memory traffic per sample and the block's
+# correction, about block/2 axpys of layer 0's width per sample, eats it). Blocks are
+# BLOCK_SAMPLES long, or BLOCK_SAMPLES_LARGE when layer 0's weights take more than
+# BLOCK_LARGE_BYTES (out of L2, more samples per pass over them pay). The measurements, per
+# shape and dtype, are in docs/performance.md.
+BLOCK_MIN_INPUTS = {"float64": 32, "float32": 64}
+BLOCK_MIN_WEIGHTS = {"float64": 4096, "float32": 8192}
+BLOCK_SAMPLES = 8
+BLOCK_SAMPLES_LARGE = 16
+BLOCK_LARGE_BYTES = 1 << 20
+
+
+def block_size(layout: Layout, dtype: np.dtype) -> int:
+    """Return the samples per block of ``fit``'s plain online SGD on this net (1: none)."""
+    dtype = np.dtype(dtype)
+    n_in, n_out = layout.sizes[0], layout.sizes[1]
+    if n_in < BLOCK_MIN_INPUTS[dtype.name] or n_in * n_out < BLOCK_MIN_WEIGHTS[dtype.name]:
+        return 1
+    if n_in * n_out * dtype.itemsize > BLOCK_LARGE_BYTES:
+        return BLOCK_SAMPLES_LARGE
+    return BLOCK_SAMPLES
 
 
 def available_cores() -> int:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import DTYPES, GRID, TOL_EPOCH, case_id, make_case
 
+from fastmlp import MLP, DivergenceError, reference, tuning
 from fastmlp import _kernel_args as KA
 from fastmlp import _kernels as K
-from fastmlp import reference
 
 
 @pytest.mark.parametrize("block", [1, 3, 8])
@@ -106,3 +106,100 @@ def test_blocked_kernel_on_no_samples_changes_nothing():
     net, X, Y = make_case(((3, 5, 2), "tanh", "softmax", "cross_entropy"), np.float64)
     got, _ = _blocked_epoch(net, X, Y, np.empty(0, np.int64), 0.1, 8)
     np.testing.assert_array_equal(got, net.params)
+
+
+# --- fit: the default, the option, chunks, divergence --------------------------------------------
+def _wide_data(dtype, n=300, n_in=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, n_in)).astype(dtype), rng.integers(0, 5, size=n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fit_blocks_by_default_where_layer_zero_is_large_and_matches_the_reference(dtype):
+    X, y = _wide_data(dtype)
+    net = MLP((96, 96, 5), hidden="relu", seed=0, dtype=dtype)
+    assert tuning.block_size(net.layout, net.dtype) == tuning.BLOCK_SAMPLES > 1
+    one = MLP((96, 96, 5), hidden="relu", seed=0, dtype=dtype)
+    Y = np.eye(5, dtype=dtype)[y]
+    expected, _ = _reference_epoch(net, X, Y, np.arange(300), 0.05)
+    net.fit(X, y, lr=0.05, shuffle=False)
+    one.fit(X, y, lr=0.05, shuffle=False, block_size=1)
+    tol = TOL_EPOCH[np.dtype(dtype)]
+    np.testing.assert_allclose(net.params, expected, **tol, err_msg="default fit vs reference")
+    np.testing.assert_allclose(one.params, expected, **tol, err_msg="block_size=1 vs reference")
+    assert not np.array_equal(net.params, one.params), "the default should have used blocks"
+    assert net.n_updates_ == one.n_updates_ == 300
+
+
+def test_block_size_one_is_the_per_sample_kernel_bit_for_bit():
+    X, y = _wide_data(np.float64)
+    net = MLP((96, 96, 5), hidden="relu", seed=0)
+    kargs = KA.KernelArgs.of(net)
+    params, losses = net.params.copy(), np.empty(300)
+    Y = np.eye(5)[y]
+    K.train_epoch(params, kargs.meta, kargs.loss_code, X, Y, np.arange(300), 0.05, kargs.zs,
+                  kargs.acts, kargs.deltas, losses)  # fmt: skip
+    net.fit(X, y, lr=0.05, shuffle=False, block_size=1)
+    np.testing.assert_array_equal(net.params, params)
+
+
+def test_small_layer_zero_keeps_the_per_sample_kernel():
+    net = MLP((64, 32, 10), seed=0)  # digits: blocks were no faster
+    assert tuning.block_size(net.layout, net.dtype) == 1
+
+
+@pytest.mark.parametrize("block_size", [None, 5])
+def test_chunked_blocked_fit_gives_the_same_bits(monkeypatch, block_size):
+    X, y = _wide_data(np.float32)
+    whole = MLP((96, 96, 5), hidden="tanh", seed=0, dtype=np.float32)
+    whole.fit(X, y, epochs=2, lr=0.05, seed=3, block_size=block_size)
+    monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", 1)  # one block per kernel call
+    chunked = MLP((96, 96, 5), hidden="tanh", seed=0, dtype=np.float32)
+    chunked.fit(X, y, epochs=2, lr=0.05, seed=3, block_size=block_size)
+    np.testing.assert_array_equal(chunked.params, whole.params)
+    assert chunked.history_["loss"] == whole.history_["loss"]
+    assert chunked.n_updates_ == whole.n_updates_ == 600
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocked_divergence_keeps_the_parameters_before_the_bad_update(dtype):
+    X = np.linspace(-3, 3, 40)[:, None] * np.ones((1, 3))
+    y = 1e3 * X[:, 0]
+    kwargs = dict(hidden="identity", output="identity", loss="mse", seed=0, dtype=dtype)
+    net = MLP((3, 8, 1), **kwargs)
+    start = net.params.copy()
+    with pytest.raises(DivergenceError) as info:
+        net.fit(X, y, epochs=50, lr=10.0, seed=1, block_size=4)
+    err = info.value
+    assert np.all(np.isfinite(net.params))
+    rng = np.random.default_rng(1)
+    orders = np.concatenate([rng.permutation(40) for _ in range(err.epoch)])
+    assert orders[net.n_updates_] == err.sample
+    # the same good updates one sample at a time: the same parameters within rounding
+    twin = MLP((3, 8, 1), **kwargs)
+    twin.params = start
+    for r in orders[: net.n_updates_]:
+        twin.step(X[r], y[r], lr=10.0)
+    np.testing.assert_allclose(net.params, twin.params, rtol=1e-3 if dtype == np.float32 else 1e-9)
+    with pytest.raises(DivergenceError):
+        twin.step(X[err.sample], y[err.sample], lr=10.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"block_size": 0}, "block_size must be"),
+        ({"block_size": 2.5}, "block_size must be"),
+        ({"block_size": 4, "momentum": 0.9}, "block_size=4 runs plain online SGD only"),
+        ({"block_size": 4, "sample_weight": np.ones(300)}, "block_size=4 runs plain online SGD"),
+        ({"block_size": 4, "n_jobs": 2}, "block_size=4 runs on one thread"),
+    ],
+)
+def test_bad_block_size_is_refused_and_changes_nothing(kwargs, message):
+    X, y = _wide_data(np.float64)
+    net = MLP((96, 96, 5), seed=0)
+    before = net.params.copy()
+    with pytest.raises((ValueError, TypeError), match=message):
+        net.fit(X, y, **kwargs)
+    np.testing.assert_array_equal(net.params, before)
+    assert net.n_updates_ == 0
