@@ -880,16 +880,15 @@ def _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, n_rows):
 
 @jit_inline
 def _block_pass(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb):
-    """``_block_rows`` over all of layer 0's rows: one pass over W0 between two blocks."""
+    """``_block_rows`` over all of layer 0's rows: one pass over W0 between two blocks (tiles
+    of 4 rows, then single rows; one inlined copy of it, which keeps compile time down)."""
     n_out = meta[0, N_OUT]
     four, one = np.uint64(BLOCK_TILE), np.uint64(1)
     j = np.uint64(0)
-    while j + four <= n_out:
-        _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, four)
-        j += four
     while j < n_out:
-        _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, one)
-        j += one
+        n_rows = four if j + four <= n_out else one
+        _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, n_rows)
+        j += n_rows
 
 
 @jit_inline
@@ -930,12 +929,19 @@ def train_epoch_blocked(
     four, one = np.uint64(BLOCK_TILE), np.uint64(1)
     zero = params.dtype.type(0.0)
     half = (np.uint64(block) + four - one) // four * four * n_in  # where xs' 2nd block starts
-    cur = np.uint64(0)
-    n_real = np.uint64(min(block, n_steps))
-    n_tile = (n_real + four - one) // four * four
-    _stage_block(meta, X, order, 0, n_real, xs, cur, n_tile)
-    _block_pass(params, meta, xs, cur, cur, cb, np.uint64(0), n_tile, zb)
-    for start in range(0, n_steps, block):
+    cur, prev = np.uint64(0), half
+    n_prev_tile = np.uint64(0)  # the block before the first: none, nothing to update
+    n_blocks = (n_steps + block - 1) // block
+    for b in range(n_blocks + 1):  # the last pass only updates for the last block
+        start = b * block
+        n_real = np.uint64(min(block, max(0, n_steps - start)))
+        n_tile = (n_real + four - one) // four * four
+        _stage_block(meta, X, order, start, n_real, xs, cur, n_tile)
+        # one pass over W0: the previous block's update, this block's z (one call site: each
+        # inlined copy of the tiles costs seconds of compile time)
+        _block_pass(params, meta, xs, prev, cur, cb, n_prev_tile, n_tile, zb)
+        if b == n_blocks:
+            break
         _block_gram(xs, cur, n_in, n_tile, gram)
         for t in range(n_real, n_tile):  # padding: zero coefficients
             for j in range(n_out):
@@ -958,12 +964,7 @@ def train_epoch_blocked(
                 _backprop_and_update_layer(params, meta, n_layers - 1 - q, zs, acts, deltas, lr)
             for j in range(n_out):
                 cb[zt + j] = lr * deltas[dst + j]
-        nxt = half - cur
-        n_next = np.uint64(min(block, max(0, n_steps - start - block)))
-        n_next_tile = (n_next + four - one) // four * four
-        _stage_block(meta, X, order, start + block, n_next, xs, nxt, n_next_tile)
-        _block_pass(params, meta, xs, cur, nxt, cb, n_tile, n_next_tile, zb)
-        cur, n_real, n_tile = nxt, n_next, n_next_tile
+        prev, cur, n_prev_tile = cur, prev, n_tile
 
 
 @jit_inline
