@@ -85,10 +85,15 @@ def strategy(
 
 
 def chunk_samples(net: MLP, block: int = 1) -> int:
-    """Samples per kernel call within an epoch: ~``tuning.UPDATES_PER_CHUNK`` updates, in whole
-    blocks of ``block`` samples (so chunking never changes where the blocks fall)."""
+    """Samples per kernel call within an epoch: ~``tuning.UPDATES_PER_CHUNK`` updates; with
+    ``block`` > 1, ``tuning.BLOCK_CHUNK_FACTOR`` times that and at least
+    ``tuning.BLOCKS_PER_CHUNK`` blocks, in whole blocks (so chunking never changes where the
+    blocks fall)."""
     chunk = max(1, tuning.UPDATES_PER_CHUNK // (net.n_params + net.layout.n_units))
-    return max(block, chunk // block * block)
+    if block == 1:
+        return chunk
+    chunk = max(chunk * tuning.BLOCK_CHUNK_FACTOR, block * tuning.BLOCKS_PER_CHUNK)
+    return chunk // block * block
 
 
 def serial(

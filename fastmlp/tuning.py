@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .layout import Layout
 
 __all__ = [
+    "BLOCKS_PER_CHUNK",
+    "BLOCK_CHUNK_FACTOR",
     "BLOCK_LARGE_BYTES",
     "BLOCK_MIN_INPUTS",
     "BLOCK_MIN_WEIGHTS",
@@ -64,6 +66,12 @@ BLOCK_MIN_WEIGHTS = {"float64": 4096, "float32": 8192}
 BLOCK_SAMPLES = 8
 BLOCK_SAMPLES_LARGE = 16
 BLOCK_LARGE_BYTES = 1 << 20
+# Blocked epochs run in chunks this many times longer (in samples) than UPDATES_PER_CHUNK gives,
+# and of at least BLOCKS_PER_CHUNK blocks: a call's first and last pass over layer 0 are not
+# fused with a neighbour block's, and every call costs a backup and a finiteness scan of the
+# parameters. At wide's 535,818 parameters UPDATES_PER_CHUNK alone gave one block per call.
+BLOCK_CHUNK_FACTOR = 4
+BLOCKS_PER_CHUNK = 32
 
 
 def block_size(layout: Layout, dtype: np.dtype) -> int:

@@ -153,7 +153,8 @@ def test_chunked_blocked_fit_gives_the_same_bits(monkeypatch, block_size):
     X, y = _wide_data(np.float32)
     whole = MLP((96, 96, 5), hidden="tanh", seed=0, dtype=np.float32)
     whole.fit(X, y, epochs=2, lr=0.05, seed=3, block_size=block_size)
-    monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", 1)  # one block per kernel call
+    monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", 1)  # with BLOCKS_PER_CHUNK = 1, one or
+    monkeypatch.setattr(tuning, "BLOCKS_PER_CHUNK", 1)  # two blocks per kernel call
     chunked = MLP((96, 96, 5), hidden="tanh", seed=0, dtype=np.float32)
     chunked.fit(X, y, epochs=2, lr=0.05, seed=3, block_size=block_size)
     np.testing.assert_array_equal(chunked.params, whole.params)
