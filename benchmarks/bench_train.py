@@ -10,9 +10,13 @@ model. In-process caches therefore do not outlive one benchmark; what several be
 computed once in ``setup_cache``.
 """
 
+import inspect
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+
+import fastmlp.bench
+from fastmlp import MLP
 
 from .common import (
     DTYPES,
@@ -48,9 +52,9 @@ class TrainEpoch:
         # The three track_ benchmarks of one (net, dtype) run in three processes, so a per-process
         # cache would measure everything three times: measure every combination once, here, and
         # hand the (picklable) figures to every benchmark of the class.
-        keys = ("fastmlp", "vs_reference", "vs_bound")
+        keys = ("fastmlp", "vs_reference", "vs_bound", "vs_limit")  # vs_limit: NaN before it
         return {
-            (net, dtype): {k: _compare(net, dtype)[k] for k in keys}
+            (net, dtype): {k: _compare(net, dtype).get(k, float("nan")) for k in keys}
             for net in NETS
             for dtype in DTYPES
         }
@@ -80,6 +84,51 @@ class TrainEpoch:
         return ratios[net, dtype]["vs_bound"]
 
     track_fraction_of_memory_bound.unit = "ratio"
+
+    def track_fraction_of_arithmetic_limit(self, ratios, net, dtype):
+        return ratios[net, dtype]["vs_limit"]
+
+    track_fraction_of_arithmetic_limit.unit = "ratio"
+
+
+class BlockedEpoch:
+    """One epoch of ``fit`` (fixed order) on the nets whose layer 0 is large, with
+    ``block_size=1`` (one sample at a time, the order before blocks) and with the default
+    (layer 0 summed over blocks, ``fastmlp.tuning.block_size``): the ratio of the two is what
+    the blocked kernel gives. Skipped on commits without ``block_size``."""
+
+    params = (["mnist128", "wide"], DTYPES, ["1", "default"])
+    param_names = ["net", "dtype", "block_size"]
+
+    def setup(self, net, dtype, block_size):
+        if "block_size" not in inspect.signature(MLP.fit).parameters:
+            raise NotImplementedError("no blocked epochs in this commit")
+        self.X, self.y = train_inputs(net, dtype)
+        self.lr = lr_of(net)
+        self.block_size = 1 if block_size == "1" else None
+        self.model = make_model(net, dtype)
+        self.model.fit(self.X[:16], self.y[:16], lr=self.lr, block_size=self.block_size)
+
+    def time_epoch(self, net, dtype, block_size):
+        self.model.fit(self.X, self.y, lr=self.lr, shuffle=False, block_size=self.block_size)
+
+
+class ArithmeticPeak:
+    """Multiply-adds per second of the kernels' register-tiled loop on data in L1
+    (``fastmlp.bench.multiply_add_rate``): the yardstick of ``vs_limit``. Skipped on commits
+    without it."""
+
+    params = DTYPES
+    param_names = ["dtype"]
+
+    def setup(self, dtype):
+        if not hasattr(fastmlp.bench, "multiply_add_rate"):
+            raise NotImplementedError("no multiply_add_rate in this commit")
+
+    def track_multiply_adds_per_second(self, dtype):
+        return fastmlp.bench.multiply_add_rate(dtype)
+
+    track_multiply_adds_per_second.unit = "multiply-adds/s"
 
 
 class ParallelEpoch:

@@ -17,7 +17,7 @@ Contents, in file order
 6. The fused online-SGD epoch: ``train_epoch`` (layer 0's inputs staged by ``_stage_input``),
    and ``train_epoch_blocked``, the same SGD with layer 0 summed over blocks of samples.
 7. Many rows, no update: ``predict_batch``, ``loss_batch`` (``PREDICT_BLOCK`` rows a pass).
-8. The benchmark's yardstick: ``one_pass_bound``.
+8. The benchmarks' yardsticks: ``one_pass_bound``, ``multiply_add_peak``.
 9. The streaming step with rollback: ``sgd_step_if_finite``, and the one-call-per-event
    ``stream_step`` and ``predict_rows_if_finite`` of ``MLP.step`` / ``MLP.predict``.
 10. The general epoch: ``train_epoch_opt`` (mini-batches, momentum/Nesterov, Adam, weight
@@ -1069,6 +1069,26 @@ def one_pass_bound(P, X, order, lr):
             g = lr * P.dtype.type(r)
             for i in range(n_in):
                 P[r, i] -= g * x[i]
+
+
+@jit
+def multiply_add_peak(A, repeats):
+    """The arithmetic yardstick of benchmarks: ``repeats`` passes of the blocked kernel's 4 x 4
+    register tile (``_dots_4x4``) over the 8 rows of ``A`` (8, n), small enough to stay in L1.
+    ``16 n repeats`` multiply-adds, at the rate the kernels' own code reaches (Numba's LLVM
+    prefers 256-bit vectors on AVX-512 machines). Each pass writes the mean of its 16 sums over
+    ``n`` (so values stay bounded) to ``A[0, 0]``, so none can be hoisted or dropped; returns
+    it."""
+    n = np.uint64(A.shape[1])
+    flat = A.reshape(-1)
+    scale = A.dtype.type(1.0) / A.dtype.type(16 * A.shape[1])
+    for _ in range(repeats):
+        s = _dots_4x4(flat, np.uint64(0), flat, n * np.uint64(4), n)
+        total = s[0]
+        for q in range(1, 16):  # every sum used: none of the 16 reductions is dead code
+            total += s[q]
+        flat[0] = total * scale
+    return flat[0]
 
 
 # --- Streaming ----------------------------------------------------------------------------

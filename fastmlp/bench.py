@@ -7,10 +7,16 @@ runs of:
   compile excluded);
 - the NumPy reference (``fastmlp.reference.train_epoch``) on the first ``--ref-samples`` rows;
 - the one-pass bound: one read-modify-write pass over a parameter-sized buffer per sample
-  (``_kernels.one_pass_bound``); exact per-sample SGD must at least do that.
+  (``_kernels.one_pass_bound``); exact per-sample SGD summed one sample at a time must at least
+  do that. ``fit``'s blocked epochs (``tuning.block_size``) sum layer 0 over blocks of samples
+  and can pass it;
+- the arithmetic limit: two multiply-adds per parameter per sample (a blocked layer 0's
+  product and update) at the peak multiply-add rate of the kernels' own register-tiled loop
+  (``_kernels.multiply_add_peak``, measured in the same run).
 
-and prints samples/s and the ratios fastmlp/reference and fastmlp/bound, plus the latency of
-one ``step`` call from Python on xor. The networks and data are shared with ``benchmarks/``.
+and prints samples/s and the ratios fastmlp/reference, fastmlp/bound and fastmlp/limit, plus
+the latency of one ``step`` call from Python on xor. The networks and data are shared with
+``benchmarks/``.
 
 fastmlp/bound is the median of paired ratios: each repeat times the bound, then ``fit``, then
 the bound again, and takes ``fit`` against the mean of the two bound runs around it (as
@@ -117,6 +123,26 @@ WARMUP_REF_SAMPLES = 256  # the reference's warm-up run: a short one, its full r
 WARMUP_SECONDS = 0.002  # a job's own warm-up: repeated until this long (see the module doc)
 
 
+PEAK_ROW = 256  # multiply_add_peak's rows: 8 x 256 floats stay in L1 in either dtype
+PEAK_REPEATS = 20_000  # 82 million multiply-adds per call, ~2-4 ms
+
+
+def multiply_add_rate(dtype: str, repeats: int = 5) -> float:
+    """Return the multiply-adds per second of ``_kernels.multiply_add_peak``, on one core.
+
+    The median over ``repeats`` calls, each after the warm-up of ``_elapsed``: the rate the
+    kernels' register-tiled loop reaches on data in L1.
+    """
+    A = np.random.default_rng(0).random((8, PEAK_ROW)).astype(dtype)
+    K.multiply_add_peak(A, 1)  # compile
+
+    def run_peak() -> None:
+        K.multiply_add_peak(A, PEAK_REPEATS)
+
+    seconds = [_elapsed(run_peak) for _ in range(repeats)]
+    return 16 * PEAK_ROW * PEAK_REPEATS / float(np.median(seconds))
+
+
 def _elapsed(fn: Callable[[], object], warmup: Callable[[], object] | None = None) -> float:
     """Return the seconds of one call of ``fn``, right after untimed calls of ``warmup``.
 
@@ -184,6 +210,7 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
     ]
     fast = n / float(np.median(t_fast))
     ref = n_ref / float(np.median(t_ref))
+    limit = multiply_add_rate(dtype, repeats) / (2 * net.n_params)
     return {
         "net": name,
         "dtype": dtype,
@@ -193,6 +220,8 @@ def compare(name: str, dtype: str, repeats: int = 5, ref_samples: int = 2000) ->
         "bound": n / float(np.median(t_bound)),
         "vs_reference": fast / ref,
         "vs_bound": float(np.median(paired)),
+        "limit": limit,
+        "vs_limit": fast / limit,
     }
 
 
@@ -286,14 +315,15 @@ def parallel_speedups(name: str, dtype: str, repeats: int = 5, n_jobs: int = 2) 
 def format_table(rows: Sequence[dict]) -> str:
     head = (
         f"| {'network':<9}| {'dtype':<8}| {'params':>8} | {'fastmlp /s':>12} | "
-        f"{'reference /s':>12} | {'bound /s':>12} | {'vs ref':>7} | {'vs bound':>8} |"
+        f"{'reference /s':>12} | {'bound /s':>12} | {'limit /s':>12} | {'vs ref':>7} | "
+        f"{'vs bound':>8} | {'vs limit':>8} |"
     )
     lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
         lines.append(
             f"| {r['net']:<9}| {r['dtype']:<8}| {r['n_params']:>8,} | {r['fastmlp']:>12,.0f} | "
-            f"{r['reference']:>12,.0f} | {r['bound']:>12,.0f} | {r['vs_reference']:>6.1f}x | "
-            f"{r['vs_bound']:>8.2f} |"
+            f"{r['reference']:>12,.0f} | {r['bound']:>12,.0f} | {r['limit']:>12,.0f} | "
+            f"{r['vs_reference']:>6.1f}x | {r['vs_bound']:>8.2f} | {r['vs_limit']:>8.2f} |"
         )
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ benchmark result, never a unit test)."""
 import math
 import time
 
+import numpy as np
 import pytest
 
 from fastmlp import bench
@@ -51,7 +52,7 @@ def test_each_timed_run_follows_an_untimed_warm_up():
 def test_fit_is_timed_between_two_bound_runs_and_the_reference_after(monkeypatch):
     """Each repeat: bound, fit, bound; ``vs_bound`` is the median of fit against the mean of
     its two bound runs; the reference's repeats come after all the pairs."""
-    jobs, times = [], iter([1.0, 4.0, 3.0, 2.0, 2.0, 2.0, 1.0, 8.0, 1.0] + [5.0] * 3)
+    jobs, times = [], iter([1.0, 4.0, 3.0, 2.0, 2.0, 2.0, 1.0, 8.0, 1.0] + [5.0] * 3 + [0.5] * 3)
 
     def scripted(fn, warmup=None):
         jobs.append((fn.__name__, "own" if warmup is None else "given"))
@@ -62,9 +63,23 @@ def test_fit_is_timed_between_two_bound_runs_and_the_reference_after(monkeypatch
     # every fit and bound run after its own warm-up (fit leaves the bound's buffer idle);
     # the reference after its short run
     pair = [("run_bound", "own"), ("run_fit", "own"), ("run_bound", "own")]
-    assert jobs == pair * 3 + [("<lambda>", "given")] * 3
+    # then the multiply-add peak of the arithmetic limit, each run after its own warm-up
+    assert jobs == pair * 3 + [("<lambda>", "given")] * 3 + [("run_peak", "own")] * 3
     # paired ratios: (1 + 3) / 2 / 4 = 0.5, (2 + 2) / 2 / 2 = 1.0, (1 + 1) / 2 / 8 = 0.125
     assert row["vs_bound"] == pytest.approx(0.5)
     assert row["fastmlp"] == pytest.approx(20_000 / 4.0)  # median fit time 4 s
     assert row["bound"] == pytest.approx(20_000 / 1.5)  # median of 1, 3, 2, 2, 1, 1
     assert row["reference"] == pytest.approx(50 / 5.0)
+    limit = 16 * bench.PEAK_ROW * bench.PEAK_REPEATS / 0.5 / (2 * row["n_params"])
+    assert row["limit"] == pytest.approx(limit)
+    assert row["vs_limit"] == pytest.approx(row["fastmlp"] / limit)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_multiply_add_peak_computes_its_16_dot_products(dtype):
+    from fastmlp import _kernels as K
+
+    A = np.random.default_rng(0).random((8, 40)).astype(dtype)
+    expected = (A[:4].astype(np.float64) @ A[4:].T.astype(np.float64)).mean() / 40
+    assert K.multiply_add_peak(A, 1) == pytest.approx(expected, rel=1e-5)
+    assert A[0, 0] == pytest.approx(expected, rel=1e-5)  # written back: no pass can be hoisted
