@@ -17,6 +17,7 @@ __all__ = [
     "LOSS_CODES",
     "KernelArgs",
     "block_buffers",
+    "block_workspace",
     "layer_table",
     "meta_of",
     "unit_buffers",
@@ -76,6 +77,15 @@ def block_buffers(layout: Layout, dtype: np.dtype) -> tuple[np.ndarray, np.ndarr
     return work_buffer(n, dtype), work_buffer(n, dtype)
 
 
+def block_workspace(layout: Layout, dtype: np.dtype, block: int) -> tuple[np.ndarray, ...]:
+    """New ``xs, zb, cb, gram`` of ``train_epoch_blocked`` (and of each thread of
+    ``train_epoch_blocked_rows``) for blocks of ``block`` samples."""
+    n_pad = -(-block // K.BLOCK_TILE) * K.BLOCK_TILE
+    n_in, n_out = layout.sizes[0], layout.sizes[1]
+    sizes = (2 * n_pad * n_in, n_pad * n_out, n_pad * n_out, n_pad * n_pad)
+    return tuple(work_buffer(n, dtype) for n in sizes)
+
+
 class KernelArgs:
     """One model's kernel arguments: its tables and its preallocated work buffers.
 
@@ -125,11 +135,6 @@ class KernelArgs:
         """``train_epoch_blocked``'s ``xs, zb, cb, gram`` for blocks of ``block`` samples
         (allocated once per block size)."""
         if self.block != block:
-            n_pad = -(-block // K.BLOCK_TILE) * K.BLOCK_TILE
-            n_in, n_out = self.layout.sizes[0], self.layout.sizes[1]
-            self.blocks = tuple(
-                work_buffer(n, self.dtype)
-                for n in (2 * n_pad * n_in, n_pad * n_out, n_pad * n_out, n_pad * n_pad)
-            )
+            self.blocks = block_workspace(self.layout, self.dtype, block)
             self.block = block
         return self.blocks

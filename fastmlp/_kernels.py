@@ -22,7 +22,8 @@ Contents, in file order
    ``stream_step`` and ``predict_rows_if_finite`` of ``MLP.step`` / ``MLP.predict``.
 10. The general epoch: ``train_epoch_opt`` (mini-batches, momentum/Nesterov, Adam, weight
     decay, sample weights, dropout from a SplitMix64 stream).
-11. The row-parallel epoch: ``train_epoch_rows`` and its spin barrier (``_barrier``,
+11. The row-parallel epochs: ``train_epoch_rows``, ``train_epoch_blocked_rows`` and
+    ``train_epoch_blocked_solo`` (layer 0 in blocks) and their spin barrier (``_barrier``,
     acquire/release intrinsics).
 12. Utilities: ``count_nonfinite``, ``sum_sq_weights``, ``one_hot``.
 
@@ -879,16 +880,31 @@ def _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, n_rows):
 
 
 @jit_inline
-def _block_pass(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb):
-    """``_block_rows`` over all of layer 0's rows: one pass over W0 between two blocks (tiles
-    of 4 rows, then single rows; one inlined copy of it, which keeps compile time down)."""
-    n_out = meta[0, N_OUT]
+def _block_pass(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, lo, hi):
+    """``_block_rows`` over layer 0's rows ``lo .. hi-1`` (``lo`` a multiple of 4): one pass
+    over them between two blocks, in tiles of 4 rows, then single rows (one inlined copy of
+    ``_block_rows``, which keeps compile time down). A row gets the same operations whatever
+    range it is part of, so threads splitting the rows on multiples of 4 give the same bits."""
     four, one = np.uint64(BLOCK_TILE), np.uint64(1)
-    j = np.uint64(0)
-    while j < n_out:
-        n_rows = four if j + four <= n_out else one
+    j = lo
+    while j < hi:
+        n_rows = four if j + four <= hi else one
         _block_rows(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, j, n_rows)
         j += n_rows
+
+
+@jit_inline
+def _corrected_z(zs, dst, zb, cb, gram, t, n_tile, n_out, lo, hi):
+    """Layer 0's z of the block's sample t, units ``lo .. hi-1``, into ``zs[dst + j]``: its
+    block-start z minus ``(x_s . x_t + 1) c_s`` for each earlier sample s of the block."""
+    zt = t * n_out
+    for j in range(lo, hi):
+        zs[dst + j] = zb[zt + j]
+    for s in range(t):
+        g = gram[s * n_tile + t]
+        cs = s * n_out
+        for j in range(lo, hi):
+            zs[dst + j] -= g * cb[cs + j]
 
 
 @jit_inline
@@ -928,6 +944,7 @@ def train_epoch_blocked(
     dst = meta[0, OUT_OFF]
     four, one = np.uint64(BLOCK_TILE), np.uint64(1)
     zero = params.dtype.type(0.0)
+    zero_u = np.uint64(0)
     half = (np.uint64(block) + four - one) // four * four * n_in  # where xs' 2nd block starts
     cur, prev = np.uint64(0), half
     n_prev_tile = np.uint64(0)  # the block before the first: none, nothing to update
@@ -939,9 +956,11 @@ def train_epoch_blocked(
         _stage_block(meta, X, order, start, n_real, xs, cur, n_tile)
         # one pass over W0: the previous block's update, this block's z (one call site: each
         # inlined copy of the tiles costs seconds of compile time)
-        _block_pass(params, meta, xs, prev, cur, cb, n_prev_tile, n_tile, zb)
+        _block_pass(params, meta, xs, prev, cur, cb, n_prev_tile, n_tile, zb, zero_u, n_out)
         if b == n_blocks:
             break
+        # The per-sample part, written out here and in train_epoch_blocked_solo: as one more
+        # inlined helper it cost 3 s of compile time (Numba's IR inlining of nested helpers).
         _block_gram(xs, cur, n_in, n_tile, gram)
         for t in range(n_real, n_tile):  # padding: zero coefficients
             for j in range(n_out):
@@ -1584,6 +1603,167 @@ def train_epoch_rows(
         else:
             _load_input(meta, X, r, x)
             _update_rows(params, meta, 0, x, deltas, lr, lo, hi)
+    return n_steps
+
+
+@jit
+def train_epoch_blocked_rows(
+    params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, partial, losses, rows, rank, sync,
+    xs, zb, cb, gram, block,
+):  # fmt: skip
+    """Thread ``rank``'s share of row-parallel online SGD with layer 0 summed in blocks
+    (``train_epoch_blocked`` on the rows of ``train_epoch_rows``).
+
+    Each thread owns layer 0's rows ``rows[0, rank] .. rows[0, rank + 1] - 1`` (bounds on
+    multiples of 4, so each row gets the tiles it gets in ``train_epoch_blocked``: the same
+    bits) and runs the block passes over them and its units' per-sample correction with its
+    own workspace ``xs, zb, cb, gram`` (as ``train_epoch_blocked``'s; its own copy of the
+    block's inputs and Gram matrix). The layers above are split and met per sample exactly as
+    in ``train_epoch_rows``; layer 0 adds no meeting: a thread's units need only its own rows'
+    updates. The other arguments as ``train_epoch_rows``'s. Returns the number of samples
+    done: ``len(order)``, or fewer if aborted (then mid-block: the caller restores the
+    parameters).
+    """
+    n_steps = order.shape[0]
+    if n_steps == 0:
+        return 0
+    last = meta.shape[0] - 1
+    n_threads = np.uint64(rows.shape[1]) - np.uint64(1)
+    n_units = np.uint64(zs.shape[0])
+    p_off = rank * n_units
+    nxt = rank + np.uint64(1)
+    me, n_sync = np.int64(rank), np.int64(n_threads)  # barrier indices in int64
+    count = _load_acquire(sync, (me + 1) * SYNC_STRIDE)
+    n_in, n_out = meta[0, N_IN], meta[0, N_OUT]
+    dst = meta[0, OUT_OFF]
+    lo0, hi0 = rows[0, rank], rows[0, nxt]
+    four, one = np.uint64(BLOCK_TILE), np.uint64(1)
+    zero = params.dtype.type(0.0)
+    half = (np.uint64(block) + four - one) // four * four * n_in
+    cur, prev = np.uint64(0), half
+    n_prev_tile = np.uint64(0)
+    n_blocks = (n_steps + block - 1) // block
+    for b in range(n_blocks + 1):
+        start = b * block
+        n_real = np.uint64(min(block, max(0, n_steps - start)))
+        n_tile = (n_real + four - one) // four * four
+        _stage_block(meta, X, order, start, n_real, xs, cur, n_tile)
+        _block_pass(params, meta, xs, prev, cur, cb, n_prev_tile, n_tile, zb, lo0, hi0)
+        if b == n_blocks:
+            break
+        _block_gram(xs, cur, n_in, n_tile, gram)
+        for t in range(n_real, n_tile):
+            for j in range(lo0, hi0):
+                cb[t * n_out + j] = zero
+        for t in range(n_real):
+            step = start + np.int64(t)
+            r = order[step]
+            _corrected_z(zs, dst, zb, cb, gram, t, n_tile, n_out, lo0, hi0)
+            for l in range(last):  # hidden layers: this thread's rows (layer 0's z is ready)
+                lo, hi = rows[l, rank], rows[l, nxt]
+                if l > 0:
+                    count += 1
+                    if not _barrier(sync, me, n_sync, count):
+                        return step
+                    _affine_rows(params, meta, l, zs, acts, lo, hi)
+                u = meta[l, OUT_OFF]
+                simd = meta[l, N_OUT] >= SIMD_MIN_UNITS
+                _activate_units(meta[l, ACT], zs, acts, u + lo, u + hi, simd)
+            count += 1
+            if not _barrier(sync, me, n_sync, count):
+                return step
+            if me == 0:  # the output layer, whole
+                _affine(params, meta, last, zs, acts)
+                lse = _activate(meta[last, ACT], zs, acts, meta[last, OUT_OFF], meta[last, N_OUT])
+                losses[step] = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
+                _backprop_and_update_layer(params, meta, last, zs, acts, deltas, lr)
+            count += 1
+            if not _barrier(sync, me, n_sync, count):
+                return step
+            for k in range(1, last):  # hidden layers last-1 .. 1
+                l = last - k
+                lo, hi = rows[l, rank], rows[l, nxt]
+                _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr, lo, hi)
+                count += 1
+                if not _barrier(sync, me, n_sync, count):
+                    return step
+                _combine_rows(
+                    meta, l, zs, acts, deltas, partial, n_units, n_threads, rows[l - 1, rank],
+                    rows[l - 1, nxt],
+                )  # fmt: skip
+            zt = np.uint64(t) * n_out
+            for j in range(lo0, hi0):  # this thread's units' delta: complete, its own
+                cb[zt + j] = lr * deltas[dst + j]
+        prev, cur, n_prev_tile = cur, prev, n_tile
+    return n_steps
+
+
+@jit
+def train_epoch_blocked_solo(
+    params, meta, loss_code, X, Y, order, lr, zs, acts, deltas, losses, rows, rank, sync, xs, zb,
+    cb, gram, block,
+):  # fmt: skip
+    """Thread ``rank``'s share of ``train_epoch_blocked`` for nets whose layers above layer 0
+    are small: each thread runs the block passes over its rows of layer 0 (``rows[0]``, as in
+    ``train_epoch_blocked_rows``, with its own ``xs``), and thread 0 alone every sample's part
+    (as ``train_epoch_blocked``, with ``zb``, ``cb`` shared by all threads, its own ``gram``).
+    Two meetings per block: after the pass (z whole) and after the samples (the coefficients
+    whole, the layers above updated). The same bits as ``train_epoch_blocked``. Returns the
+    number of samples done: ``len(order)``, or fewer if aborted (then mid-block)."""
+    n_steps = order.shape[0]
+    if n_steps == 0:
+        return 0
+    n_threads = np.uint64(rows.shape[1]) - np.uint64(1)
+    me, n_sync = np.int64(rank), np.int64(n_threads)
+    count = _load_acquire(sync, (me + 1) * SYNC_STRIDE)
+    n_layers = meta.shape[0]
+    n_in, n_out = meta[0, N_IN], meta[0, N_OUT]
+    dst = meta[0, OUT_OFF]
+    zero = params.dtype.type(0.0)
+    lo0, hi0 = rows[0, rank], rows[0, rank + np.uint64(1)]
+    four, one = np.uint64(BLOCK_TILE), np.uint64(1)
+    half = (np.uint64(block) + four - one) // four * four * n_in
+    cur, prev = np.uint64(0), half
+    n_prev_tile = np.uint64(0)
+    n_blocks = (n_steps + block - 1) // block
+    for b in range(n_blocks + 1):
+        start = b * block
+        n_real = np.uint64(min(block, max(0, n_steps - start)))
+        n_tile = (n_real + four - one) // four * four
+        _stage_block(meta, X, order, start, n_real, xs, cur, n_tile)
+        _block_pass(params, meta, xs, prev, cur, cb, n_prev_tile, n_tile, zb, lo0, hi0)
+        if b == n_blocks:
+            break
+        count += 1
+        if not _barrier(sync, me, n_sync, count):  # z of the block whole
+            return start
+        if me == 0:  # train_epoch_blocked's per-sample part, written out again (see there)
+            _block_gram(xs, cur, n_in, n_tile, gram)
+            for t in range(n_real, n_tile):
+                for j in range(n_out):
+                    cb[t * n_out + j] = zero
+            for t in range(n_real):
+                r = order[start + np.int64(t)]
+                zt = t * n_out
+                for j in range(n_out):
+                    zs[dst + j] = zb[zt + j]
+                for s in range(t):
+                    g = gram[s * n_tile + t]
+                    cs = s * n_out
+                    for j in range(n_out):
+                        zs[dst + j] -= g * cb[cs + j]
+                lse = _forward_layers(params, meta, 0, zs, acts)
+                losses[start + np.int64(t)] = _output_delta(
+                    meta, loss_code, Y, r, zs, acts, deltas, lse
+                )
+                for q in range(n_layers - 1):
+                    _backprop_and_update_layer(params, meta, n_layers - 1 - q, zs, acts, deltas, lr)
+                for j in range(n_out):
+                    cb[zt + j] = lr * deltas[dst + j]
+        count += 1
+        if not _barrier(sync, me, n_sync, count):  # its coefficients whole
+            return start
+        prev, cur, n_prev_tile = cur, prev, n_tile
     return n_steps
 
 

@@ -260,7 +260,9 @@ class MLP:
             and faster on a wide layer 0 (``docs/how-it-works.md``). None picks it by layer
             0's shape and the dtype (``fastmlp.tuning.block_size``: from 4,096 weights in
             float64, 8,192 in float32); 1 sums one sample at a time, bit for bit as releases
-            before blocks did. Values > 1 need plain SGD on one thread.
+            before blocks did. Values > 1 need plain SGD; with ``n_jobs`` > 1,
+            ``parallel="rows"`` (layer 0's rows split between the threads, same bits as one
+            thread with one hidden layer).
 
         Returns
         -------

@@ -28,8 +28,10 @@ __all__ = [
     "PARALLEL_PREDICT_WORK",
     "ROWS_CHUNK_FACTOR",
     "TINY_MAX_PARAMS",
+    "BLOCKED_SOLO_FRACTION",
     "UPDATES_PER_CHUNK",
     "available_cores",
+    "blocked_solo",
     "block_size",
 ]
 
@@ -83,6 +85,18 @@ def block_size(layout: Layout, dtype: np.dtype) -> int:
     if n_in * n_out * dtype.itemsize > BLOCK_LARGE_BYTES:
         return BLOCK_SAMPLES_LARGE
     return BLOCK_SAMPLES
+
+
+# Row-parallel blocked epochs: when the layers above layer 0 hold fewer than this fraction of
+# layer 0's weights, thread 0 alone runs every sample's part of a block (two meetings per
+# block); otherwise those layers are split between the threads too (meetings per sample).
+BLOCKED_SOLO_FRACTION = 0.1
+
+
+def blocked_solo(layout: Layout) -> bool:
+    """Return whether a row-parallel blocked epoch runs the per-sample part on one thread."""
+    n_first = layout.sizes[0] * layout.sizes[1]
+    return layout.n_params - n_first - layout.sizes[1] < BLOCKED_SOLO_FRACTION * n_first
 
 
 def available_cores() -> int:

@@ -193,7 +193,7 @@ def test_blocked_divergence_keeps_the_parameters_before_the_bad_update(dtype):
         ({"block_size": 2.5}, "block_size must be"),
         ({"block_size": 4, "momentum": 0.9}, "block_size=4 runs plain online SGD only"),
         ({"block_size": 4, "sample_weight": np.ones(300)}, "block_size=4 runs plain online SGD"),
-        ({"block_size": 4, "n_jobs": 2}, "block_size=4 runs on one thread"),
+        ({"block_size": 4, "n_jobs": 2, "parallel": "hogwild"}, "does not run Hogwild"),
     ],
 )
 def test_bad_block_size_is_refused_and_changes_nothing(kwargs, message):
@@ -204,3 +204,67 @@ def test_bad_block_size_is_refused_and_changes_nothing(kwargs, message):
         net.fit(X, y, **kwargs)
     np.testing.assert_array_equal(net.params, before)
     assert net.n_updates_ == 0
+
+
+# --- Two threads: fit(n_jobs=2), layer 0's rows split, blocks as on one thread ---------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "sizes, solo",
+    [((96, 96, 5), True), ((64, 64, 40), False), ((100, 70, 6), True)],
+    ids=["solo", "split", "solo-odd-rows"],
+)
+def test_two_threads_one_hidden_layer_give_the_serial_blocked_bits(sizes, solo, dtype):
+    """One hidden layer: the same bits as one thread, whether thread 0 runs the per-sample
+    part alone (``solo``: small layers above layer 0) or the threads split it too."""
+    assert tuning.blocked_solo(MLP(sizes).layout) is solo
+    rng = np.random.default_rng(1)
+    X, y = rng.random((250, sizes[0])).astype(dtype), rng.integers(0, sizes[-1], 250)
+    serial = MLP(sizes, hidden="tanh", seed=0, dtype=dtype).fit(X, y, epochs=2, lr=0.05, seed=2)
+    two = MLP(sizes, hidden="tanh", seed=0, dtype=dtype)
+    two.fit(X, y, epochs=2, lr=0.05, seed=2, n_jobs=2)
+    np.testing.assert_array_equal(two.params, serial.params)
+    assert two.history_["loss"] == serial.history_["loss"]
+    assert two.n_updates_ == serial.n_updates_ == 500
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(96, 64, 32, 5), (96, 64, 2, 5)], ids=["split", "solo"])
+def test_two_threads_deeper_nets_match_the_reference(sizes, dtype):
+    """Deeper nets: the split mode sums ``W^T delta`` per thread, so within rounding."""
+    rng = np.random.default_rng(2)
+    X, y = rng.random((120, 96)).astype(dtype), rng.integers(0, 5, 120)
+    net = MLP(sizes, hidden="relu", seed=0, dtype=dtype)
+    expected, _ = _reference_epoch(net, X, np.eye(5, dtype=dtype)[y], np.arange(120), 0.02)
+    net.fit(X, y, lr=0.02, shuffle=False, n_jobs=2)
+    np.testing.assert_allclose(net.params, expected, **TOL_EPOCH[np.dtype(dtype)])
+
+
+def test_two_threads_chunked_give_the_same_bits(monkeypatch):
+    rng = np.random.default_rng(3)
+    X, y = rng.random((300, 96)).astype(np.float32), rng.integers(0, 5, 300)
+    whole = MLP((96, 96, 5), seed=0, dtype=np.float32).fit(X, y, lr=0.05, seed=4, n_jobs=2)
+    monkeypatch.setattr(tuning, "UPDATES_PER_CHUNK", 1)
+    monkeypatch.setattr(tuning, "BLOCKS_PER_CHUNK", 1)
+    chunked = MLP((96, 96, 5), seed=0, dtype=np.float32).fit(X, y, lr=0.05, seed=4, n_jobs=2)
+    np.testing.assert_array_equal(chunked.params, whole.params)
+    assert chunked.n_updates_ == 300
+
+
+def test_two_threads_divergence_keeps_the_parameters_before_the_bad_update():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 64)) * 10
+    y = 1e4 * X[:, :1]
+    kwargs = dict(hidden="identity", output="identity", loss="mse", seed=0)
+    net = MLP((64, 64, 1), **kwargs)
+    start = net.params.copy()
+    with pytest.raises(DivergenceError) as info:
+        net.fit(X, y, epochs=20, lr=1.0, seed=1, n_jobs=2)
+    err = info.value
+    assert np.all(np.isfinite(net.params))
+    orders = np.concatenate([np.random.default_rng(1).permutation(200) for _ in range(err.epoch)])
+    assert orders[net.n_updates_] == err.sample
+    twin = MLP((64, 64, 1), **kwargs)
+    twin.params = start
+    for r in orders[: net.n_updates_]:
+        twin.step(X[r], y[r], lr=1.0)
+    np.testing.assert_allclose(net.params, twin.params, rtol=1e-6)

@@ -41,17 +41,16 @@ except KeyboardInterrupt:
     caught = time.time()
 done = net.n_updates_ - n_before
 # replay exactly `done` updates on a twin: the interrupted model must equal it bit for bit.
-# Serial fit sums layer 0 in blocks that start with each epoch (and whole blocks per kernel
-# call): the twin fits the same epochs and the finished part of the last, in order, likewise.
-# Row-parallel fit goes one sample at a time, as block_size=1 does.
+# fit sums layer 0 in blocks that start with each epoch (and whole blocks per kernel call):
+# the twin fits the same epochs and the finished part of the last, in order, likewise (on
+# one thread: row-parallel fit gives the same bits for one hidden layer).
 twin = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
 twin.params = twin_start
 rng5 = np.random.default_rng(5)
-block_size = None if N_JOBS == 1 else 1
 for epoch in range(done // 4000 + 1):
     rows = rng5.permutation(4000)[: done - 4000 * epoch]
     if rows.size:
-        twin.fit(X[rows], y[rows], lr=1e-3, shuffle=False, block_size=block_size)
+        twin.fit(X[rows], y[rows], lr=1e-3, shuffle=False)
 same = np.array_equal(net.params, twin.params) and twin.n_updates_ == done
 print(f"caught {caught:.6f} done {done} epochs {len(net.history_['loss'])} same {same}", flush=True)
 """
