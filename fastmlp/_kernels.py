@@ -92,6 +92,7 @@ INLINE_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
 # The scalar exp/expm1 below rely on exact operation order (Cody-Waite range reduction,
 # ``scale * q + (scale - 1)``), which reassociation would break; they take only scalars, so LLVM
 # inlines them into the callers' vectorised loops with their own (exact) flags kept.
+# The blocked update's tile (``_subtract_4x4``) uses them too, to keep its chain of multiply-adds.
 EXACT_OPTIONS = {**JIT_OPTIONS, "fastmath": FASTMATH - {"reassoc"}}
 
 
@@ -106,7 +107,7 @@ def jit_inline(fn):
 
 
 def jit_exact(fn):
-    """Like ``jit`` without reassociation (for the scalar exp/expm1)."""
+    """Like ``jit`` without reassociation (the scalar exp/expm1, the blocked update's tile)."""
     return numba.njit(**EXACT_OPTIONS)(fn)
 
 
@@ -805,18 +806,21 @@ def _block_gram(xs, x, n_in, n_pad, gram):
         s += four
 
 
-@jit_inline
+@jit_exact
 def _subtract_4x4(params, row, n_in, xs, x, c0, c1, c2, c3):
     """``W[r, i] -= sum_q c_q[r] xs[x + q n_in + i]`` for the 4 rows ``row + r n_in`` of W
-    and the 4 staged inputs at ``x`` (``c_q``: the 4 rows' coefficients of input q)."""
+    and the 4 staged inputs at ``x`` (``c_q``: the 4 rows' coefficients of input q), as a
+    chain of 4 multiply-adds from ``W[r, i]`` per row: without reassociation (an LLVM-level
+    call, not inlined by Numba), which LLVM otherwise turned into a product, 3 multiply-adds
+    and an add."""
     r1, r2, r3 = row + n_in, row + n_in + n_in, row + n_in * np.uint64(3)
     x1, x2, x3 = x + n_in, x + n_in + n_in, x + n_in * np.uint64(3)
     for i in range(n_in):
         a0, a1, a2, a3 = xs[x + i], xs[x1 + i], xs[x2 + i], xs[x3 + i]
-        params[row + i] -= c0[0] * a0 + c1[0] * a1 + c2[0] * a2 + c3[0] * a3
-        params[r1 + i] -= c0[1] * a0 + c1[1] * a1 + c2[1] * a2 + c3[1] * a3
-        params[r2 + i] -= c0[2] * a0 + c1[2] * a1 + c2[2] * a2 + c3[2] * a3
-        params[r3 + i] -= c0[3] * a0 + c1[3] * a1 + c2[3] * a2 + c3[3] * a3
+        params[row + i] = params[row + i] - c0[0] * a0 - c1[0] * a1 - c2[0] * a2 - c3[0] * a3
+        params[r1 + i] = params[r1 + i] - c0[1] * a0 - c1[1] * a1 - c2[1] * a2 - c3[1] * a3
+        params[r2 + i] = params[r2 + i] - c0[2] * a0 - c1[2] * a1 - c2[2] * a2 - c3[2] * a3
+        params[r3 + i] = params[r3 + i] - c0[3] * a0 - c1[3] * a1 - c2[3] * a2 - c3[3] * a3
 
 
 @jit_inline
