@@ -71,8 +71,9 @@ BLOCK_LARGE_BYTES = 1 << 20
 # Blocked epochs run in chunks this many times longer (in samples) than UPDATES_PER_CHUNK gives,
 # and of at least BLOCKS_PER_CHUNK blocks: a call's first and last pass over layer 0 are not
 # fused with a neighbour block's, and every call costs a backup and a finiteness scan of the
-# parameters. At wide's 535,818 parameters UPDATES_PER_CHUNK alone gave one block per call.
-BLOCK_CHUNK_FACTOR = 4
+# parameters. At wide's 535,818 parameters UPDATES_PER_CHUNK alone gave one block per call;
+# mnist128's calls last ~25 ms (float64) with this factor.
+BLOCK_CHUNK_FACTOR = 16
 BLOCKS_PER_CHUNK = 32
 
 
