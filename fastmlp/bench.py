@@ -130,8 +130,9 @@ PEAK_REPEATS = 20_000  # 82 million multiply-adds per call, ~2-4 ms
 def multiply_add_rate(dtype: str, repeats: int = 5) -> float:
     """Return the multiply-adds per second of ``_kernels.multiply_add_peak``, on one core.
 
-    The median over ``repeats`` calls, each after the warm-up of ``_elapsed``: the rate the
-    kernels' register-tiled loop reaches on data in L1.
+    The best of ``repeats`` calls, each after the warm-up of ``_elapsed``: the rate the
+    kernels' register-tiled loop reaches on data in L1. A peak, so the fastest call (noise
+    only slows a call down; with the median, mnist128 float32 once read 1.04 of the limit).
     """
     A = np.random.default_rng(0).random((8, PEAK_ROW)).astype(dtype)
     K.multiply_add_peak(A, 1)  # compile
@@ -140,7 +141,7 @@ def multiply_add_rate(dtype: str, repeats: int = 5) -> float:
         K.multiply_add_peak(A, PEAK_REPEATS)
 
     seconds = [_elapsed(run_peak) for _ in range(repeats)]
-    return 16 * PEAK_ROW * PEAK_REPEATS / float(np.median(seconds))
+    return 16 * PEAK_ROW * PEAK_REPEATS / min(seconds)
 
 
 def _elapsed(fn: Callable[[], object], warmup: Callable[[], object] | None = None) -> float:
