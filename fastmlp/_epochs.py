@@ -33,7 +33,7 @@ from .layout import work_buffer
 if TYPE_CHECKING:
     from .model import MLP
 
-__all__ = ["chunk_samples", "hogwild", "rows", "run_kernel", "serial", "strategy"]
+__all__ = ["chunk_samples", "default_block", "hogwild", "rows", "run_kernel", "serial", "strategy"]
 
 # (X, Y, order, lr, epoch) -> the epoch's per-sample losses
 EpochRunner = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], np.ndarray]
@@ -59,6 +59,11 @@ def strategy(
             f"n_jobs={n_jobs} runs plain online SGD only: batch_size=1, "
             "optimizer='sgd', no momentum, alpha, dropout or sample_weight."
         )
+    if block_size is not None and block_size > tuning.BLOCK_MAX_SAMPLES:
+        raise ValueError(
+            f"block_size must be at most {tuning.BLOCK_MAX_SAMPLES} (its workspace grows with "
+            f"its square, each sample's correction with it), got {block_size}."
+        )
     if block_size is not None and block_size > 1:
         if not (settings.is_plain_sgd and weights is None):
             raise ValueError(
@@ -75,15 +80,20 @@ def strategy(
     if n_jobs > 1:  # rows
         unsplit = net.layout.n_layers == 1 or net._tiny_kernel() is not None
         n_jobs = 1 if unsplit else min(n_jobs, tuning.available_cores())
-    if n_jobs > 1:
-        if block_size is None:
-            block_size = tuning.block_size(net.layout, net.dtype)
-        return functools.partial(rows, net, n_jobs, block=block_size)
     if block_size is None:
-        plain = settings.is_plain_sgd and weights is None and net._tiny_kernel() is None
-        block_size = tuning.block_size(net.layout, net.dtype) if plain else 1
+        block_size = default_block(net, settings, weights)
+    if n_jobs > 1:
+        return functools.partial(rows, net, n_jobs, block=block_size)
     # (a partial is a C call, cheaper than a lambda)
     return functools.partial(serial, net, weights, settings, block=block_size)
+
+
+def default_block(net: MLP, settings: optim.Settings, weights: np.ndarray | None) -> int:
+    """The block size ``fit`` uses unless told: ``tuning.block_size`` for plain SGD without
+    sample weights on a net without a tiny kernel, else 1 (one sample at a time)."""
+    if settings.is_plain_sgd and weights is None and net._tiny_kernel() is None:
+        return tuning.block_size(net.layout, net.dtype)
+    return 1
 
 
 def chunk_samples(net: MLP, block: int = 1) -> int:
@@ -150,7 +160,7 @@ def serial(
             net.n_samples_seen_ += stop - start
             pending = 0
             if K.count_nonfinite(losses[start:stop]) or K.count_nonfinite(net._params):
-                _rewind_and_raise(
+                _replay_or_raise(
                     net, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch,
                     block,
                 )  # fmt: skip
@@ -190,13 +200,15 @@ def run_kernel(net: MLP, plain: bool, X, Y, order, args, losses, block: int = 1)
         )  # fmt: skip
 
 
-def _rewind_and_raise(
+def _replay_or_raise(
     net: MLP, plain, snapshot, X, Y, order, start, stop, args, losses, epoch, lr, batch, block=1
 ) -> None:
     """A chunk produced NaN/inf: replay it from the backup one update at a time (the same
     kernel; a blocked one on one-sample blocks, the same trajectory within rounding) up to the
     first update with a non-finite loss or leaving a non-finite parameter, keep the state from
-    before it, and raise."""
+    before it, and raise. If the whole replay stays finite (only a blocked chunk can differ:
+    its Gram products overflow first for inputs near the dtype's limit), keep its result and
+    return: the chunk is then trained one sample at a time."""
     state = net._optimizer_state
     net._params[...] = net._args.backup
     if not plain:
@@ -214,7 +226,8 @@ def _rewind_and_raise(
                 state.restore(saved)
             break
         t = end
-    t = min(t, stop - 1)
+    if t >= stop:
+        return
     net.n_updates_ -= -(-(stop - t) // batch)
     net.n_samples_seen_ -= stop - t
     raise DivergenceError(epoch + 1, t, int(order[t]), float(lr), len(order))
@@ -245,7 +258,8 @@ def rows(
     ranks = np.arange(n_jobs + 1, dtype=np.uint64)
     row_bounds = kargs.meta[:, K.N_OUT, None] * ranks // np.uint64(n_jobs)  # (n_layers, n_jobs+1)
     sync = np.zeros((n_jobs + 1) * K.SYNC_STRIDE, dtype=np.int64)
-    chunk = chunk_samples(net, block) * tuning.ROWS_CHUNK_FACTOR
+    # blocked chunks are long already (tuning.BLOCK_CHUNK_FACTOR)
+    chunk = chunk_samples(net, block) * (tuning.ROWS_CHUNK_FACTOR if block == 1 else 1)
     backup = kargs.backup
     solo = block > 1 and tuning.blocked_solo(net.layout)
     if block > 1:
@@ -306,7 +320,7 @@ def rows(
             net.n_updates_ += stop - start
             net.n_samples_seen_ += stop - start
             if K.count_nonfinite(part_losses) or K.count_nonfinite(net._params):
-                _rewind_and_raise(
+                _replay_or_raise(
                     net, True, None, X, Y, order, start, stop, (lr_t,), losses, epoch, lr, 1,
                     block,
                 )  # fmt: skip
@@ -314,7 +328,7 @@ def rows(
 
 
 def _blocked_row_bounds(n_rows: int, n_jobs: int) -> np.ndarray:
-    """Layer 0's row bounds of a row-parallel blocked epoch, ``(n_jobs + 1,)`` uint64: equal
+    """Layer 0's row bounds of a row-parallel blocked epoch, ``(n_jobs + 1,)`` uint64: about equal
     shares on multiples of 8 (of 4: every row gets the tiles it gets serially; and a 64-byte
     line of ``zb``/``cb`` in float64 has one writer). Giving rank 0, which in ``solo`` epochs
     also runs every sample's part, a smaller share was slower (mnist128 float64, paired

@@ -224,10 +224,11 @@ def fit_row(
         snapshot = state.snapshot()
         args = (_one_weight(net.dtype), *arrays, state.powers, state.velocity, state.moment2,
                 kargs.gradient_workspace(), state.rng, kargs.xin, kargs.mask)  # fmt: skip
+    block = _epochs.default_block(net, settings, None)  # fit's, so fit's bits
     losses = np.empty(1, net.dtype)
     losses[0] = -1.0  # sentinel: a finished kernel call writes a loss >= 0
     try:
-        _epochs.run_kernel(net, plain, X, Y, _FIRST_ROW, args, losses)
+        _epochs.run_kernel(net, plain, X, Y, _FIRST_ROW, args, losses, block)
     finally:  # Ctrl-C may surface just after the call returned: count what ran
         if losses[0] != -1.0:
             net.n_updates_ += 1
@@ -238,7 +239,8 @@ def fit_row(
         net.n_samples_seen_ -= 1
         if snapshot is not None:
             state.restore(snapshot)
-        _epochs.serial(net, None, settings, X, Y, _FIRST_ROW, lr, 0)  # raises
+        # raises DivergenceError (or, should its replay stay finite, trains the row)
+        losses = _epochs.serial(net, None, settings, X, Y, _FIRST_ROW, lr, 0, block=block)
     return float(losses[0])
 
 

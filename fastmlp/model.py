@@ -248,21 +248,22 @@ class MLP:
         parallel : {"rows", "hogwild"}, default "rows"
             ``"rows"``: exact online SGD with each hidden layer's rows split between the
             threads (at most one per core; nets without a hidden layer and tiny nets train
-            serially). Deterministic: bit-identical to ``n_jobs=1`` with one hidden layer,
+            serially). Deterministic (the same bits run after run); one sample at a time
+            (``block_size=1``) bit-identical to ``n_jobs=1`` with one hidden layer,
             within rounding with more. Pays off from tens of thousands of weights.
             ``"hogwild"`` (Niu et al. 2011): each thread takes a share of the samples and
             updates the shared parameters without locks; not reproducible run to run; a
             diverging epoch is rolled back whole.
         block_size : int or None, default None
-            Plain online SGD on one thread sums layer 0 in blocks of this many samples: the
+            Plain online SGD sums layer 0 in blocks of this many samples (at most 256): the
             same trajectory as one update per sample (every gradient taken at the parameters
             left by all samples before it), summed in another order, so equal within rounding
             and faster on a wide layer 0 (``docs/how-it-works.md``). None picks it by layer
-            0's shape and the dtype (``fastmlp.tuning.block_size``: from 4,096 weights in
-            float64, 8,192 in float32); 1 sums one sample at a time, bit for bit as releases
-            before blocks did. Values > 1 need plain SGD; with ``n_jobs`` > 1,
-            ``parallel="rows"`` (layer 0's rows split between the threads, same bits as one
-            thread with one hidden layer).
+            0's shape and the dtype (``fastmlp.tuning.block_size``: from 32 inputs and 4,096
+            weights in float64, 64 and 8,192 in float32), on one thread or with
+            ``parallel="rows"``; 1 sums one sample at a time, bit for bit as releases before
+            blocks did. Values > 1 need plain SGD; with ``n_jobs`` > 1, ``parallel="rows"``
+            (layer 0's rows split between the threads; equal to one thread within rounding).
 
         Returns
         -------
@@ -316,8 +317,9 @@ class MLP:
         """Apply one online SGD update on one sample; return its loss (taken before the update).
 
         Validated like ``fit``. Always plain SGD (``fit``'s optimizer settings do not apply).
-        On a tiny net, whose ``fit`` runs a shape-specialised kernel, a ``step`` and a
-        one-sample ``fit`` agree to a few ulps, not always bit for bit.
+        On a tiny net, whose ``fit`` runs a shape-specialised kernel, and on a net whose ``fit``
+        sums layer 0 in blocks (``fastmlp.tuning.block_size``), a ``step`` and a one-sample
+        ``fit`` agree to a few ulps, not always bit for bit.
 
         Parameters
         ----------

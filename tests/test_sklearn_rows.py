@@ -264,3 +264,24 @@ def test_default_regressor_learns_targets_in_the_hundreds():
 def test_normalize_y_is_validated():
     with pytest.raises(TypeError, match="normalize_y must be a bool, got 'yes'"):
         MLPRegressor(normalize_y="yes").fit(np.zeros((3, 2)), [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_on_a_blocked_net_equal_the_general_path(dtype, row_path_calls):
+    """A layer 0 wide enough for fit's blocks (fastmlp.tuning.block_size): the one-row path
+    runs the same blocked kernel call as the general path, so the same bits."""
+    from fastmlp import tuning
+
+    X, _ = _stream(n=40, n_features=96)
+    y = (X[:, 0] > 0).astype(int)
+    settings = dict(random_state=0, momentum=0.0, alpha=0.0, dtype=dtype)
+    fast, slow = MLPClassifier((128,), **settings), MLPClassifier((128,), **settings)
+    fast.partial_fit(X[:3].astype(dtype), y[:3], classes=[0, 1])
+    slow.partial_fit(X[:3].astype(dtype), y[:3], classes=[0, 1])
+    assert tuning.block_size(fast.net_.layout, fast.net_.dtype) > 1
+    row_path_calls.clear()
+    for i in range(3, X.shape[0]):
+        fast.partial_fit(X[i : i + 1].astype(dtype), y[i : i + 1])
+        slow.partial_fit(X[i : i + 1].astype(dtype).tolist(), list(y[i : i + 1]))
+    assert all(row_path_calls[::2]) and not any(row_path_calls[1::2])
+    _assert_same(fast, slow)
