@@ -888,7 +888,8 @@ def _block_pass(params, meta, xs, cur, nxt, cb, n_cur, n_nxt, zb, lo, hi):
     """``_block_rows`` over layer 0's rows ``lo .. hi-1`` (``lo`` a multiple of 4): one pass
     over them between two blocks, in tiles of 4 rows, then single rows (one inlined copy of
     ``_block_rows``, which keeps compile time down). A row gets the same operations whatever
-    range it is part of, so threads splitting the rows on multiples of 4 give the same bits."""
+    range it is part of, so threads splitting the rows on multiples of 4 do the same operations
+    as one thread (in kernels compiled apart, so equal within rounding)."""
     four, one = np.uint64(BLOCK_TILE), np.uint64(1)
     j = lo
     while j < hi:
@@ -1620,7 +1621,7 @@ def train_epoch_blocked_rows(
 
     Each thread owns layer 0's rows ``rows[0, rank] .. rows[0, rank + 1] - 1`` (bounds on
     multiples of 4, so each row gets the tiles it gets in ``train_epoch_blocked``: the same
-    bits) and runs the block passes over them and its units' per-sample correction with its
+    operations) and runs the block passes over them and its units' per-sample correction with its
     own workspace ``xs, zb, cb, gram`` (as ``train_epoch_blocked``'s; its own copy of the
     block's inputs and Gram matrix). The layers above are split and met per sample exactly as
     in ``train_epoch_rows``; layer 0 adds no meeting: a thread's units need only its own rows'
@@ -1712,7 +1713,8 @@ def train_epoch_blocked_solo(
     ``train_epoch_blocked_rows``, with its own ``xs``), and thread 0 alone every sample's part
     (as ``train_epoch_blocked``, with ``zb``, ``cb`` shared by all threads, its own ``gram``).
     Two meetings per block: after the pass (z whole) and after the samples (the coefficients
-    whole, the layers above updated). The same bits as ``train_epoch_blocked``. Returns the
+    whole, the layers above updated). The same operations as ``train_epoch_blocked``, compiled
+    apart (equal within rounding; bit for bit in most nets tested). Returns the
     number of samples done: ``len(order)``, or fewer if aborted (then mid-block)."""
     n_steps = order.shape[0]
     if n_steps == 0:

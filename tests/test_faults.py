@@ -42,15 +42,15 @@ except KeyboardInterrupt:
 done = net.n_updates_ - n_before
 # replay exactly `done` updates on a twin: the interrupted model must equal it bit for bit.
 # fit sums layer 0 in blocks that start with each epoch (and whole blocks per kernel call):
-# the twin fits the same epochs and the finished part of the last, in order, likewise (on
-# one thread: row-parallel fit gives the same bits for one hidden layer).
+# the twin fits the same epochs and the finished part of the last, in order, on as many
+# threads.
 twin = MLP((784, 256, 10), hidden="relu", seed=1, dtype=np.float32)
 twin.params = twin_start
 rng5 = np.random.default_rng(5)
 for epoch in range(done // 4000 + 1):
     rows = rng5.permutation(4000)[: done - 4000 * epoch]
     if rows.size:
-        twin.fit(X[rows], y[rows], lr=1e-3, shuffle=False)
+        twin.fit(X[rows], y[rows], lr=1e-3, shuffle=False, n_jobs=N_JOBS)
 same = np.array_equal(net.params, twin.params) and twin.n_updates_ == done
 print(f"caught {caught:.6f} done {done} epochs {len(net.history_['loss'])} same {same}", flush=True)
 """
@@ -73,7 +73,7 @@ def _interrupt(script):
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_ctrl_c_during_fit_leaves_a_consistent_model(n_jobs):
-    # n_jobs=2: row-parallel SGD, bit-identical to serial for this one-hidden-layer net
+    # n_jobs=2: layer 0's rows split between two threads (the twin replays on two as well)
     sent, fields = _interrupt(INTERRUPTED_FIT.replace("N_JOBS", str(n_jobs)))
     caught, done, same = float(fields[1]), int(fields[3]), fields[7]
     assert done > 0
