@@ -496,7 +496,7 @@ def _stream_rows(args, reader, net: MLP, pre: Preprocessor, label, features, sco
                  skipped: _Skipped) -> None:  # fmt: skip
     lr = args.lr
     test_then_train = getattr(net, "test_then_train", None)
-    for lines, rows in _stream_batches(reader, min(args.every, 1024), skipped):
+    for lines, rows in reader.chunks(min(args.every, 1024), skip=skipped.add):
         X, Y, raw = _stream_batch(reader, net, pre, lines, rows, label, features, skipped)
         for i in range(len(X)):
             x, y = X[i], Y[i]
@@ -511,25 +511,6 @@ def _stream_rows(args, reader, net: MLP, pre: Preprocessor, label, features, sco
                 score.add(out, None, float(raw[i]), pre)
             if score.n % args.every == 0:
                 print(score.line(), flush=True)
-
-
-def _stream_batches(reader: Reader, n_rows: int, skipped: _Skipped):
-    """``(lines, rows)`` of up to ``n_rows`` rows; a row of the wrong width is skipped."""
-    lines, rows = [], []
-    for line, row in reader.raw_rows():
-        if len(row) != reader.width:
-            if rows:  # the rows before it first: the warnings come in file order
-                yield lines, rows
-                lines, rows = [], []
-            skipped.add(f"{reader.name}, line {line}: {len(row)} cells, expected {reader.width}")
-            continue
-        lines.append(line)
-        rows.append(row)
-        if len(rows) >= n_rows:
-            yield lines, rows
-            lines, rows = [], []
-    if rows:
-        yield lines, rows
 
 
 def _stream_batch(reader, net: MLP, pre: Preprocessor, lines, rows, label, features,

@@ -12,7 +12,7 @@ import csv
 import itertools
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -158,16 +158,29 @@ class Reader:
             yield self.pending.pop(0)
         yield from self._records
 
+    def _width_error(self, line: int, row: list[str]) -> str:
+        return f"{self.name}, line {line}: {len(row)} cells, expected {self.width}"
+
     def _checked(self, line: int, row: list[str]) -> tuple[int, list[str]]:
         if len(row) != self.width:
-            raise TableError(f"{self.name}, line {line}: {len(row)} cells, expected {self.width}")
+            raise TableError(self._width_error(line, row))
         return line, row
 
-    def chunks(self, n_rows: int) -> Iterator[tuple[list[int], list[list[str]]]]:
-        """Lists of up to ``n_rows`` data rows: ``(lines, rows)``."""
+    def chunks(
+        self, n_rows: int, skip: Callable[[str], object] | None = None
+    ) -> Iterator[tuple[list[int], list[list[str]]]]:
+        """Lists of up to ``n_rows`` data rows: ``(lines, rows)``. A row of the wrong width
+        raises ``TableError``, or with ``skip`` is left out and its message passed to ``skip``
+        (after the rows before it are yielded: the messages come in file order)."""
         lines: list[int] = []
         rows: list[list[str]] = []
-        for line, row in self.rows():
+        for line, row in self.rows() if skip is None else self.raw_rows():
+            if skip is not None and len(row) != self.width:
+                if rows:
+                    yield lines, rows
+                    lines, rows = [], []
+                skip(self._width_error(line, row))
+                continue
             lines.append(line)
             rows.append(row)
             if len(rows) >= n_rows:
