@@ -1664,6 +1664,9 @@ def train_epoch_blocked_rows(
             step = start + np.int64(t)
             r = order[step]
             _corrected_z(zs, dst, zb, cb, gram, t, n_tile, n_out, lo0, hi0)
+            # From here to the end of the sample: train_epoch_rows' per-sample code, written
+            # out again. As one inlined helper shared by both kernels it added ~4 s to each
+            # one's compile (a first wide fit with n_jobs=2, empty cache: 9.1 -> 13.4 s).
             for l in range(last):  # hidden layers: this thread's rows (layer 0's z is ready)
                 lo, hi = rows[l, rank], rows[l, nxt]
                 if l > 0:
