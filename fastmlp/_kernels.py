@@ -19,7 +19,8 @@ Contents, in file order
 7. Many rows, no update: ``predict_batch``, ``loss_batch`` (``PREDICT_BLOCK`` rows a pass).
 8. The benchmarks' yardsticks: ``one_pass_bound``, ``multiply_add_peak``.
 9. The streaming step with rollback: ``sgd_step_if_finite``, and the one-call-per-event
-   ``stream_step`` and ``predict_rows_if_finite`` of ``MLP.step`` / ``MLP.predict``.
+   ``stream_step`` and ``predict_rows_if_finite`` of ``MLP.step`` / ``MLP.predict``, and
+   ``row_step`` / ``row_predict`` for a caller that owns its buffers (``fastmlp.river``).
 10. The general epoch: ``train_epoch_opt`` (mini-batches, momentum/Nesterov, Adam, weight
     decay, sample weights, dropout from a SplitMix64 stream).
 11. The row-parallel epochs: ``train_epoch_rows``, ``train_epoch_blocked_rows`` and
@@ -1204,15 +1205,22 @@ def sgd_step_if_finite(params, backup, meta, loss_code, X, Y, r, lr, zs, acts, d
     per step), and only a failed check restores ``params`` from ``backup``. The arithmetic is
     ``sgd_step``'s, in its order: the same bits (tested).
     """
+    return _guarded_step(params, backup, meta, loss_code, X, r, Y, r, lr, zs, acts, deltas)
+
+
+@jit_inline
+def _guarded_step(params, backup, meta, loss_code, X, rx, Y, ry, lr, zs, acts, deltas):
+    """``sgd_step_if_finite`` on the input ``X[rx]`` and the target ``Y[ry]`` (n_in and n_out
+    entries: the rows may be wider)."""
     ok = True
-    for i in range(X.shape[1]):
-        ok &= np.isfinite(X[r, i])
-    for k in range(Y.shape[1]):
-        ok &= np.isfinite(Y[r, k])
+    for i in range(meta[0, N_IN]):
+        ok &= np.isfinite(X[rx, i])
+    for k in range(meta[meta.shape[0] - 1, N_OUT]):
+        ok &= np.isfinite(Y[ry, k])
     if not ok:
         return zs.dtype.type(np.nan)
-    lse = forward(params, meta, X, r, zs, acts)
-    loss = _output_delta(meta, loss_code, Y, r, zs, acts, deltas, lse)
+    lse = forward(params, meta, X, rx, zs, acts)
+    loss = _output_delta(meta, loss_code, Y, ry, zs, acts, deltas, lse)
     check = loss * zs.dtype.type(0.0)
     n_layers = meta.shape[0]
     for k in range(n_layers - 1):
@@ -1238,17 +1246,8 @@ def stream_step(params, backup, meta, loss_code, X, Y, label, lr, zs, acts, delt
     general validation, done here on one row instead of by NumPy reductions). When ``out`` has
     ``n_out`` entries, the output of the forward pass (made before the update) is copied there.
     """
-    if label >= 0:
-        for k in range(Y.shape[1]):
-            Y[0, k] = Y.dtype.type(0.0)
-        Y[0, label] = Y.dtype.type(1.0)
-    elif loss_code == BINARY_CROSS_ENTROPY or loss_code == CROSS_ENTROPY:
-        ok = True
-        for k in range(Y.shape[1]):
-            ok &= Y[0, k] >= Y.dtype.type(0.0)
-            ok &= Y[0, k] <= Y.dtype.type(1.0)
-        if not ok:
-            return zs.dtype.type(np.nan)
+    if not _target_row(meta, loss_code, Y, 0, label):
+        return zs.dtype.type(np.nan)
     loss = sgd_step_if_finite(params, backup, meta, loss_code, X, Y, 0, lr, zs, acts, deltas)
     if out.shape[0] != 0:
         last = meta.shape[0] - 1
@@ -1256,6 +1255,70 @@ def stream_step(params, backup, meta, loss_code, X, Y, label, lr, zs, acts, delt
         for k in range(meta[last, N_OUT]):
             out[k] = acts[u + k]
     return loss
+
+
+@jit_inline
+def _target_row(meta, loss_code, Y, r, label):
+    """``stream_step``'s target ``Y[r]`` (n_out entries): ``label >= 0`` writes that class's
+    one-hot row; otherwise False if a cross-entropy target lies outside [0, 1]."""
+    n_out = meta[meta.shape[0] - 1, N_OUT]
+    if label >= 0:
+        for k in range(n_out):
+            Y[r, k] = Y.dtype.type(0.0)
+        Y[r, label] = Y.dtype.type(1.0)
+    elif loss_code == BINARY_CROSS_ENTROPY or loss_code == CROSS_ENTROPY:
+        ok = True
+        for k in range(n_out):
+            ok &= Y[r, k] >= Y.dtype.type(0.0)
+            ok &= Y[r, k] <= Y.dtype.type(1.0)
+        return ok
+    return True
+
+
+@jit
+def row_step(params, meta, loss_code, label, lr, io, work):
+    """``stream_step`` for a caller that owns its buffers (``_streaming.RowCalls``), in four
+    arrays instead of eight (Numba's dispatch costs ~40 ns per array argument).
+
+    ``io`` (3, width >= n_in, n_out): row 0 the input, row 1 the target (or ``label >= 0``);
+    ``work`` (3 * n_units + n_params): ``zs``, ``acts``, ``deltas``, then the backup of
+    ``params``. The arithmetic is ``stream_step``'s, equal to rounding: compiled in another
+    kernel, LLVM may vectorise a reduction over the outputs in another order.
+    """
+    zs, acts, deltas, backup = _row_work(meta, work)
+    if not _target_row(meta, loss_code, io, 1, label):
+        return zs.dtype.type(np.nan)
+    return _guarded_step(params, backup, meta, loss_code, io, 0, io, 1, lr, zs, acts, deltas)
+
+
+@jit
+def row_predict(params, meta, io, work):
+    """The outputs of the input ``io[0]`` into ``io[2]`` (n_out entries) for ``row_step``'s
+    caller; returns the number of non-finite inputs (0: the outputs are written, else nothing).
+
+    One sample's forward pass, the one ``row_step`` makes before its update (``predict``
+    computes a row within a block of ``PREDICT_BLOCK``, four times this arithmetic): equal to
+    the prediction ``test_then_train`` returns and to ``predict``'s, to rounding.
+    """
+    n_bad = 0
+    for i in range(meta[0, N_IN]):
+        n_bad += not np.isfinite(io[0, i])
+    if n_bad == 0:
+        zs, acts, _, _ = _row_work(meta, work)
+        forward(params, meta, io, 0, zs, acts)
+        last = meta.shape[0] - 1
+        u = meta[last, OUT_OFF]
+        for k in range(meta[last, N_OUT]):
+            io[2, k] = acts[u + k]
+    return n_bad
+
+
+@jit_inline
+def _row_work(meta, work):
+    """``row_step``'s ``zs, acts, deltas, backup``: views of ``work``."""
+    last = meta.shape[0] - 1
+    n = meta[last, OUT_OFF] + meta[last, N_OUT]  # n_units: the output level ends the levels
+    return work[:n], work[n : 2 * n], work[2 * n : 3 * n], work[3 * n :]
 
 
 @jit

@@ -75,45 +75,45 @@ class RowCalls:
     input (``fastmlp.river``): one dispatch each, no conversion, no allocation, one thread.
 
     Write an input row into ``x`` (and, for a target that is not a class label, the target row
-    into ``target``), then call ``predict`` (outputs into ``out``) or ``step``. Bound to one
-    network: build a new one when the network is rebuilt.
+    into ``target``), then call ``predict`` (outputs into ``out``) or ``step``. ``x``,
+    ``target`` and ``out`` are rows of one ``io`` buffer, and the kernels' work buffers are one
+    ``work`` buffer: ``row_predict`` and ``row_step`` take four arrays where ``stream_step``
+    takes eight. Bound to one network: build a new one when the network is rebuilt.
     """
 
-    __slots__ = ("net", "x", "target", "out", "work", "no_out", "convert_lr")
+    __slots__ = ("net", "params", "meta", "loss_code", "io", "x", "target", "out", "work",
+                 "convert_lr")  # fmt: skip
 
     def __init__(self, net: MLP) -> None:
         lay, dtype = net.layout, net.dtype
         self.net = net
-        self.x = work_buffer(lay.n_in, dtype).reshape(1, lay.n_in)
-        self.target = work_buffer(lay.n_out, dtype).reshape(1, lay.n_out)
-        self.out = work_buffer(lay.n_out, dtype).reshape(1, lay.n_out)
-        self.work = work_buffer(2 * K.PREDICT_BLOCK * lay.n_units, dtype)
-        self.no_out = np.empty(0, dtype)
+        self.params, self.meta, self.loss_code = net._params, net._args.meta, net._args.loss_code
+        width = max(lay.n_in, lay.n_out)
+        self.io = work_buffer(3 * width, dtype).reshape(3, width)
+        self.x = self.io[0:1, : lay.n_in]  # (1, n_in) views: contiguous
+        self.target = self.io[1:2, : lay.n_out]
+        self.out = self.io[2:3, : lay.n_out]
+        self.work = work_buffer(3 * lay.n_units + lay.n_params, dtype)
         self.convert_lr = dtype != np.float64  # a Python float is typed float64 by Numba
 
     def predict(self) -> bool:
-        """The outputs of ``x`` into ``out`` (as ``MLP.predict``); False, ``out`` untouched,
-        if ``x`` holds NaN/inf."""
-        net = self.net
-        return not K.predict_rows_if_finite(net._params, net._args.meta, self.x, self.out,
-                                            self.work)  # fmt: skip
+        """The outputs of ``x`` into ``out`` (one sample's forward pass: ``MLP.predict``'s to
+        rounding); False, ``out`` untouched, if ``x`` holds NaN/inf."""
+        return not K.row_predict(self.params, self.meta, self.io, self.work)
 
     def step(self, label: int, lr: float) -> float:
-        """``MLP.step`` on ``x`` and the class ``label`` (in ``[0, n_out)`` of a softmax
+        """``MLP.step`` (to rounding) on ``x`` and the class ``label`` (in ``[0, n_out)`` of a softmax
         output: the caller's check) or, for ``label=-1``, the target row in ``target``; ``lr``
         a finite float > 0. Returns the loss, or NaN with nothing changed: ``x`` or the target
         not finite, a cross-entropy target outside [0, 1], or a diverging update."""
-        net = self.net
-        args = net._args
-        loss = K.stream_step(
-            net._params, args.backup, args.meta, args.loss_code, self.x, self.target, label,
-            net._events.typed_lr(lr) if self.convert_lr else lr, args.zs, args.acts,
-            args.deltas, self.no_out,
-        )  # fmt: skip
+        if self.convert_lr:
+            lr = self.net._events.typed_lr(lr)
+        loss = K.row_step(self.params, self.meta, self.loss_code, label, lr, self.io, self.work)
         if loss == loss:
+            net = self.net
             net.n_updates_ += 1
             net.n_samples_seen_ += 1
-        return float(loss)
+        return loss
 
 
 def _target(net: MLP, ev: EventBuffers, y: object) -> tuple[np.ndarray, int]:

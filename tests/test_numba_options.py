@@ -62,6 +62,7 @@ import re, numba, numpy as np
 from fastmlp import MLP, Layout
 from fastmlp import _kernels as K
 from fastmlp import _tiny
+from fastmlp._streaming import RowCalls
 assert not K.CACHE  # compiled here, so the LLVM IR is available (cached kernels have none)
 # float32 only: the index arithmetic (the int-to-float check) does not depend on the float
 # dtype, and compiling every kernel a second time for float64 took ~100 s of the suite here.
@@ -75,10 +76,14 @@ for dtype in (np.float32,):
     net.loss(X, [0, 1])
     net.gradient(X[0], 0)
     net.fit(X, [0, 1], lr=0.1, optimizer="adam", dropout=0.5, alpha=0.1, batch_size=2)
+    calls = RowCalls(net)  # fastmlp.river's per-event calls: row_predict, row_step
+    calls.x[0] = X[0]
+    calls.predict()
+    calls.step(1, 0.1)
 K.sgd_step(net._params, net._args.meta, net._args.loss_code, X, np.eye(2, dtype=dtype), 0,
            dtype(0.1), net._args.zs, net._args.acts, net._args.deltas)
 kernels = ("train_epoch", "sgd_step", "stream_step", "predict_batch", "predict_rows_if_finite",
-           "loss_batch", "sample_gradient", "train_epoch_opt")
+           "loss_batch", "sample_gradient", "train_epoch_opt", "row_step", "row_predict")
 dispatchers = [(name, getattr(K, name)) for name in kernels]
 # The tiny nets' generated kernels (off for the fits above: FASTMLP_TINY=0 from conftest), one
 # per activation and loss the generator writes.
@@ -113,7 +118,7 @@ for name, disp in dispatchers:
             doubles = re.findall(pattern, body)
             assert not doubles, f"{name}{sig}: float64 code in a float32 kernel: {doubles[:3]}"
         checked += 1
-assert checked == 12, checked
+assert checked == 14, checked
 print("OK", checked)
 """
 
@@ -132,7 +137,7 @@ def test_generated_code_has_no_float64_in_float32_and_no_int_to_float(tmp_path):
         [sys.executable, "-c", FLOAT32_CHECK], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "OK 12"
+    assert proc.stdout.strip() == "OK 14"
 
 
 def test_no_module_but_kernels_defines_a_jitted_function():
