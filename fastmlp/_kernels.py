@@ -1300,9 +1300,7 @@ def row_predict(params, meta, io, work):
     computes a row within a block of ``PREDICT_BLOCK``, four times this arithmetic): equal to
     the prediction ``test_then_train`` returns and to ``predict``'s, to rounding.
     """
-    n_bad = 0
-    for i in range(meta[0, N_IN]):
-        n_bad += not np.isfinite(io[0, i])
+    n_bad = count_nonfinite(io[0, : meta[0, N_IN]])
     if n_bad == 0:
         zs, acts, _, _ = _row_work(meta, work)
         forward(params, meta, io, 0, zs, acts)

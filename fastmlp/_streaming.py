@@ -102,10 +102,11 @@ class RowCalls:
         return not K.row_predict(self.params, self.meta, self.io, self.work)
 
     def step(self, label: int, lr: float) -> float:
-        """``MLP.step`` (to rounding) on ``x`` and the class ``label`` (in ``[0, n_out)`` of a softmax
-        output: the caller's check) or, for ``label=-1``, the target row in ``target``; ``lr``
-        a finite float > 0. Returns the loss, or NaN with nothing changed: ``x`` or the target
-        not finite, a cross-entropy target outside [0, 1], or a diverging update."""
+        """``MLP.step`` (to rounding) on ``x`` and the class ``label`` (in ``[0, n_out)`` of a
+        softmax output: the caller's check) or, for ``label=-1``, the target row in
+        ``target``; ``lr`` a finite float > 0. Returns the loss, or NaN with nothing changed:
+        ``x`` or the target not finite, a cross-entropy target outside [0, 1], or a diverging
+        update."""
         if self.convert_lr:
             lr = self.net._events.typed_lr(lr)
         loss = K.row_step(self.params, self.meta, self.loss_code, label, lr, self.io, self.work)
