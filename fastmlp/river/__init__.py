@@ -463,7 +463,12 @@ class MLPRegressor(OnlineMLP, base.MiniBatchRegressor):
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {"seed": 0}
-        yield {"hidden_sizes": (8, 4), "activation": "relu", "lr": 0.005, "seed": 1}
+        # River runs its checks on raw TrumpApproval (ordinal_date ~7e5). A relu net there is
+        # unstable whatever the lr (hidden values ~1e5 make the output layer's curvature ~1e10):
+        # it diverged in 3 of 40 runs of the check, by River's unseeded feature shuffles. A
+        # bounded activation keeps every hidden value in (0, 1), so the output layer's steps
+        # stay stable (lr * n_hidden < 2) on any input scale.
+        yield {"hidden_sizes": (8, 4), "activation": "sigmoid", "lr": 0.005, "seed": 1}
 
     def _init_output_layer(self, net: Any) -> None:
         net.weights[-1][...] = 0.0  # predict the running mean until something is learned
