@@ -124,8 +124,9 @@ def serial(
 
     Each epoch runs in chunks: Ctrl-C, which Python only sees between kernel calls, then
     stops within a few ms with the model at a finished update. Splitting an epoch into
-    calls does not change the result (tested bit for bit): chunks hold whole blocks. Plain
-    online SGD runs the fused ``train_epoch`` kernel, or with ``block`` > 1
+    calls changes the result by rounding at most (tested; bit for bit on AVX-512 hosts, a
+    few ulps on AVX2 ones, where a boundary may split a pair of rows): chunks hold whole
+    blocks. Plain online SGD runs the fused ``train_epoch`` kernel, or with ``block`` > 1
     ``train_epoch_blocked`` (every call ends on a finished block, its updates all applied);
     anything else the general ``train_epoch_opt``.
     """

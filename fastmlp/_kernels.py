@@ -446,7 +446,8 @@ def _backprop_and_update_rows(params, meta, l, acts, deltas, partial, p_off, lr,
     Rows go two at a time: each ``partial[i]`` is loaded and stored once per pair, and
     ``acts[i]`` loaded once, which is faster than one row at a time; row j's term is still
     added before row j+1's, as one row at a time would. Tested: an epoch equals unfused
-    one-row steps bit for bit.
+    one-row steps up to rounding (bit for bit on AVX-512 hosts; a few ulps on AVX2 ones, where
+    LLVM vectorises the two copies differently under fastmath).
     """
     n_in = meta[l, N_IN]
     w, b, src, dst = meta[l, W_OFF], meta[l, B_OFF], meta[l, IN_OFF], meta[l, OUT_OFF]

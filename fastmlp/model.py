@@ -249,8 +249,8 @@ class MLP:
             ``"rows"``: exact online SGD with each hidden layer's rows split between the
             threads (at most one per core; nets without a hidden layer and tiny nets train
             serially). Deterministic (the same bits run after run); one sample at a time
-            (``block_size=1``) bit-identical to ``n_jobs=1`` with one hidden layer,
-            within rounding with more. Pays off from tens of thousands of weights.
+            (``block_size=1``) equal to ``n_jobs=1`` within rounding (bit for bit with
+            one hidden layer on AVX-512 hosts). Pays off from tens of thousands of weights.
             ``"hogwild"`` (Niu et al. 2011): each thread takes a share of the samples and
             updates the shared parameters without locks; not reproducible run to run; a
             diverging epoch is rolled back whole.

@@ -1,10 +1,11 @@
 """The Python-side tunables: how fastmlp splits work into kernel calls and threads.
 
-None of these changes a result (splitting an epoch into calls, or ``predict`` into blocks, is
-tested bit for bit); they trade responsiveness against per-call overhead. They are read at call
-time, so a test or a user may set them (``fastmlp.tuning.UPDATES_PER_CHUNK = ...``). The
-measurements behind the values are in ``docs/performance.md``. Numba's options are not here:
-they live with the kernels in ``fastmlp/_kernels.py`` (Numba's cache key does not include them).
+None of these changes a result beyond rounding (splitting an epoch into calls, or ``predict``
+into blocks, is tested: bit for bit on AVX-512 hosts, a few ulps on AVX2 ones); they trade
+responsiveness against per-call overhead. They are read at call time, so a test or a user
+may set them (``fastmlp.tuning.UPDATES_PER_CHUNK = ...``). The measurements behind the values
+are in ``docs/performance.md``. Numba's options are not here: they live with the kernels in
+``fastmlp/_kernels.py`` (Numba's cache key does not include them).
 """
 
 from __future__ import annotations

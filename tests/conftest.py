@@ -59,6 +59,20 @@ TOL_EPOCH = {
 }
 
 
+def assert_same_up_to_rounding(actual, desired, dtype, what: str) -> None:
+    """Two compiled code paths that do the same operations in the same order: a fused epoch and
+    its unfused steps, a kernel called whole and in chunks, the guarded step and ``sgd_step``.
+
+    They were bit-identical on the AVX-512 hosts (Zen 4) this suite was first run on, and differ
+    by a few ulps on an AVX2 host (Zen 3, 2026-12-02: up to 1.1e-13 absolute in float64 and
+    6e-8 absolute / 3e-6 relative in float32, over 104 cases): fastmath's ``reassoc`` and
+    ``contract`` let LLVM vectorise a sum or fuse a multiply-add in one copy and not in the
+    other, and its choice depends on the vector width. Only rounding differs, as between the
+    kernels and the reference, so the tolerance is the reference's one-step ``TOL``.
+    """
+    np.testing.assert_allclose(actual, desired, **TOL[np.dtype(dtype)], err_msg=what)
+
+
 def grid():
     """(sizes, hidden, output, loss) for every combination on every tiny net."""
     cases = []

@@ -28,8 +28,15 @@ def test_blocked_layer_zero_is_per_sample_sgd(case, dtype, block):
     net, X, Y = make_case(case, dtype)  # lr 0.02: the deep identity nets diverge at 0.1
     order = np.random.default_rng(block).permutation(X.shape[0])
     args = (net.layout, net.params, net.activations, net.loss_name, X, Y, order, 0.02)
-    expected, expected_losses = reference.train_epoch(*args)
-    got, got_losses = reference.train_epoch_blocked(*args, block)
+    # In float32 one CI host's OpenBLAS raised FE_INVALID in this test's matmuls (2026-12-01:
+    # "invalid value encountered in matmul" in 123 float32 cases, none in float64, none on the
+    # Zen 3 and Zen 4 hosts here; a known class of OpenBLAS bug: numpy#24067, OpenBLAS#1924).
+    # The flag is ignored here and the values are checked instead, so a real NaN still fails.
+    with np.errstate(invalid="ignore"):
+        expected, expected_losses = reference.train_epoch(*args)
+        got, got_losses = reference.train_epoch_blocked(*args, block)
+    for name, value in [("params", expected), ("losses", expected_losses)]:
+        assert np.all(np.isfinite(value)), f"per-sample reference {name} not finite"
     tol = TOL_EPOCH[np.dtype(dtype)]
     np.testing.assert_allclose(got, expected, **tol, err_msg="params after the epoch")
     np.testing.assert_allclose(got_losses, expected_losses, **tol, err_msg="per-step losses")
